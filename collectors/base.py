@@ -1,0 +1,92 @@
+"""What every collector hands to the ingest pipeline: batches of ECS events.
+
+A collector reads one kind of source, turns each record into an ECS event (or a
+:class:`~govsoc.events.DeadLetter` naming why it could not), and yields
+:class:`Batch` objects. A batch carries the collector's position after its last
+record; the pipeline stores that checkpoint only once the batch itself is stored,
+so a restart resumes without loss and, thanks to deterministic event ids, without
+duplicates.
+
+Collectors never talk to the store: checkpoints come in as a plain ``dict`` and go
+out in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from govsoc.errors import RecordError
+from govsoc.events import DeadLetter, Event
+
+DEFAULT_BATCH_SIZE = 2000
+
+
+@dataclass
+class Batch:
+    """Events and rejects read from one source, and the position after them."""
+
+    events: list[Event] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
+    #: (checkpoint name, state) to store once the batch is stored; None = no position
+    checkpoint: tuple[str, dict[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.rejected)
+
+
+class Source(Protocol):
+    """A finite or endless input (a file, a listener, a capture)."""
+
+    #: a stable name, also the checkpoint key
+    name: str
+
+    def batches(self) -> Iterator[Batch]:
+        """Yield batches until the source ends or :meth:`stop` is called."""
+        ...
+
+    def stop(self) -> None:
+        """Ask an endless source to finish its current batch and return."""
+        ...
+
+
+#: Parses one raw record; raises RecordError (or ValueError) for a bad one.
+RecordParser = Callable[[bytes, str, int], Event]
+
+
+def parse_records(
+    records: Iterable[tuple[int, bytes]],
+    parse: RecordParser,
+    source: str,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    checkpoint_name: str | None = None,
+    position_state: Callable[[int], dict[str, Any]] | None = None,
+) -> Iterator[Batch]:
+    """Run ``parse`` over ``(position, raw bytes)`` pairs and group the results.
+
+    A record the parser rejects becomes a dead letter carrying the source, the
+    position and the reason; the others continue. ``position_state`` turns the
+    position of the last record of a batch into the checkpoint state.
+    """
+    batch = Batch()
+    last = None
+    for position, raw in records:
+        last = position
+        try:
+            batch.events.append(parse(raw, source, position))
+        except RecordError as exc:
+            batch.rejected.append(DeadLetter.from_error(exc, raw, source, position))
+        except (ValueError, KeyError, TypeError, IndexError, UnicodeError) as exc:
+            batch.rejected.append(DeadLetter(source, str(position),
+                                             f"{type(exc).__name__}: {exc}", bytes(raw)))
+        if len(batch) >= batch_size:
+            if checkpoint_name and position_state:
+                batch.checkpoint = (checkpoint_name, position_state(position))
+            yield batch
+            batch = Batch()
+    if len(batch) or last is not None:
+        if checkpoint_name and position_state and last is not None:
+            batch.checkpoint = (checkpoint_name, position_state(last))
+        if len(batch) or batch.checkpoint:
+            yield batch

@@ -1,0 +1,1 @@
+"""The Flask console: triage, cases, rules, playbooks, reports, administration, API."""

@@ -1,0 +1,1 @@
+"""Detection: Sigma (streaming, correlation, hunts) and YARA, and alert building."""

@@ -1,0 +1,1 @@
+"""Sigma: load, validate and compile rules to matchers; correlation; hunts."""

@@ -1,0 +1,1 @@
+"""YARA: compile rule sets and scan files, trees and carved payloads."""

@@ -1,0 +1,1 @@
+"""Playbooks: load, validate and run response playbooks; playbooks/library ships them."""

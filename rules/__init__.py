@@ -1,0 +1,1 @@
+"""Detection content shipped with govsoc: rules/sigma and rules/yara (no code)."""
