@@ -103,3 +103,17 @@ class RuleError(GovsocError):
         if line is not None:
             where = f"{path}:{line}"
         super().__init__(f"{where}: {reason}" if where else reason)
+
+
+class PlaybookError(GovsocError):
+    """A playbook run cannot do what was asked (unknown run, step not waiting, not allowed)."""
+
+
+class ActionError(PlaybookError):
+    """A playbook action failed; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, action: str, reason: str, retryable: bool = False) -> None:
+        self.action = action
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(f"action {action}: {reason}")
