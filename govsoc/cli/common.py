@@ -205,3 +205,23 @@ def jsonl_lines(text: str) -> Iterator[dict[str, Any]]:
     for line in io.StringIO(text):
         if line.strip():
             yield orjson.loads(line)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: Any = None) -> Any:
+    """A start time from ``7d``/``24h``/``30m``/``90s``/``2w`` ago or an ISO 8601 time."""
+    from datetime import UTC, datetime, timedelta
+
+    from govsoc.events import parse_timestamp
+
+    now = now or datetime.now(UTC)
+    spec = text.strip().lower()
+    if spec[:-1].isdigit() and spec[-1:] in _UNITS:
+        return now - timedelta(seconds=int(spec[:-1]) * _UNITS[spec[-1]])
+    try:
+        return parse_timestamp(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a duration (7d, 24h, 30m) nor an ISO 8601 time") from None

@@ -1,0 +1,91 @@
+"""JSON lines of ECS events (exports of Elastic Agent, Winlogbeat, Filebeat, govsoc).
+
+Each line is one JSON object. Dotted keys (``{"source.ip": ...}``) are expanded
+into nested objects so every event has one shape. An event without ``event.id``
+gets the deterministic id of its file and line, so ingesting the same file twice
+stores nothing twice. ``log.file.path`` and ``log.offset`` say where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collectors.base import DEFAULT_BATCH_SIZE, Batch
+from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines
+from govsoc.errors import ParseError
+from govsoc.events import DeadLetter, Event, event_id, get_field, set_field
+
+
+def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
+    """Nested form of a document that spells some fields with dotted keys."""
+    if not any("." in key for key in doc) and not any(isinstance(v, dict) for v in doc.values()):
+        return doc
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            value = expand_dotted(value)
+        if "." in key and not key.startswith("."):
+            existing = get_field(out, key)
+            if isinstance(existing, dict) and isinstance(value, dict):
+                existing.update(value)
+            else:
+                set_field(out, key, value)
+        else:
+            existing = out.get(key)
+            if isinstance(existing, dict) and isinstance(value, dict):
+                existing.update(value)
+            else:
+                out[key] = value
+    return out
+
+
+def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
+    """One ECS event from one line; raises ParseError naming the file and line."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            raise ParseError(f"not valid UTF-8 at byte {uexc.start}", source, line) from None
+        raise ParseError(f"invalid JSON: {exc}", source, line) from None
+    if not isinstance(doc, dict):
+        raise ParseError(f"expected a JSON object, got {type(doc).__name__}", source, line)
+    event = expand_dotted(doc)
+    if not get_field(event, "event.id"):
+        set_field(event, "event.id", event_id(f"jsonl:{source}", line))
+    set_field(event, "log.file.path", source)
+    set_field(event, "log.offset", offset)
+    return event
+
+
+def read_jsonl(path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE,
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Batch]:
+    """Batches of events from a JSON-lines file; bad lines become dead letters."""
+    source = str(Path(path).resolve())
+    batch = Batch()
+    with open(path, "rb") as stream:
+        for raw in read_lines(stream, max_line_bytes):
+            if not raw.data.strip():
+                continue
+            if raw.truncated:
+                batch.rejected.append(DeadLetter(
+                    source, str(raw.number),
+                    f"line longer than {max_line_bytes} bytes (ingest.max_line_bytes); "
+                    f"first {len(raw.data)} bytes kept", raw.data))
+            else:
+                try:
+                    batch.events.append(parse_json_line(raw.data, source, raw.number,
+                                                        raw.offset))
+                except ParseError as exc:
+                    batch.rejected.append(DeadLetter.from_error(exc, raw.data))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = Batch()
+    if len(batch):
+        yield batch
