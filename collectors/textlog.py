@@ -1,0 +1,110 @@
+"""Line events: text log lines → batches of ECS events, with dead letters.
+
+The line-based collectors (auth, web, syslog files, auditd) read lines with
+:func:`collectors.lines.read_lines` and hand them here with a :class:`LineParser`.
+:func:`line_batches` sets what every line event shares (``event.id`` from the
+source and byte offset, ``log.file.path``, ``log.offset``), counts what happened
+and dead-letters the lines that cannot be read, naming the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from collectors.base import DEFAULT_BATCH_SIZE, Batch
+from collectors.lines import RawLine
+from govsoc.errors import RecordError
+from govsoc.events import DeadLetter, Event, event_id
+
+COUNTERS = ("lines", "events", "rejected", "skipped", "invalid_utf8", "truncated")
+
+
+def decode_line(data: bytes) -> tuple[str, bool]:
+    """Text of a line and whether it was valid UTF-8.
+
+    Invalid bytes are kept visibly as ``\\xNN`` escapes rather than rejecting the
+    line: an attacker must not be able to hide a failed login by putting one bad
+    byte in the user name. The caller tags such events (``invalid_utf8``) and
+    counts them.
+    """
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "backslashreplace"), False
+
+
+class LineParser(Protocol):
+    """Turns the text of one line into an ECS event.
+
+    Returns None for a line that carries no event by design (a blank line, a
+    ``#Fields`` directive); raises :class:`~govsoc.errors.ParseError` (or
+    ValueError) for a line it cannot read.
+    """
+
+    def __call__(self, text: str, line: RawLine) -> Event | None: ...
+
+
+def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path: str,
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 checkpoint: Callable[[RawLine], tuple[str, dict[str, Any]]] | None = None,
+                 counters: dict[str, int] | None = None) -> Iterator[Batch]:
+    """Parse ``lines`` into batches; ``source`` is the identity hashed into event ids.
+
+    Each batch's checkpoint (when ``checkpoint`` is given) is the position after
+    its last line, so storing it means every line up to there is stored.
+    ``counters`` (if given) is updated with the :data:`COUNTERS`.
+    """
+    counts = counters if counters is not None else {}
+    for key in COUNTERS:
+        counts.setdefault(key, 0)
+    batch = Batch()
+    last: RawLine | None = None
+    for line in lines:
+        last = line
+        counts["lines"] += 1
+        event: Event | None = None
+        if line.truncated:
+            counts["truncated"] += 1
+            counts["rejected"] += 1
+            batch.rejected.append(DeadLetter(
+                path, f"line {line.number}", f"line longer than the limit of "
+                f"{len(line.data)} bytes (its first {len(line.data)} bytes are kept here)",
+                line.data))
+        else:
+            text, valid = decode_line(line.data)
+            try:
+                event = parse(text, line)
+            except RecordError as exc:
+                counts["rejected"] += 1
+                batch.rejected.append(DeadLetter(path, f"line {line.number}", exc.reason,
+                                                 line.data))
+            except (ValueError, KeyError, IndexError, OverflowError) as exc:
+                counts["rejected"] += 1
+                batch.rejected.append(DeadLetter(path, f"line {line.number}",
+                                                 f"{type(exc).__name__}: {exc}", line.data))
+            else:
+                if event is None:
+                    counts["skipped"] += 1
+            if event is not None:
+                event["event"]["id"] = event_id(source, line.offset)
+                log = event.get("log")
+                if log is None:
+                    event["log"] = {"file": {"path": path}, "offset": line.offset}
+                else:
+                    log["file"] = {"path": path}
+                    log["offset"] = line.offset
+                if not valid:
+                    counts["invalid_utf8"] += 1
+                    event.setdefault("tags", []).append("invalid_utf8")
+                counts["events"] += 1
+                batch.events.append(event)
+        if len(batch) >= batch_size:
+            if checkpoint is not None:
+                batch.checkpoint = checkpoint(line)
+            yield batch
+            batch = Batch()
+    if last is not None and (len(batch) or checkpoint is not None):
+        if checkpoint is not None:
+            batch.checkpoint = checkpoint(last)
+        yield batch
