@@ -31,6 +31,9 @@ class Batch:
     rejected: list[DeadLetter] = field(default_factory=list)
     #: (checkpoint name, state) to store once the batch is stored; None = no position
     checkpoint: tuple[str, dict[str, Any]] | None = None
+    #: True when the collector already ran ``validate_event`` on every event (it
+    #: knows the line or record numbers to name); the pipeline then skips it
+    validated: bool = False
 
     def __len__(self) -> int:
         return len(self.events) + len(self.rejected)

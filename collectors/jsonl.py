@@ -17,8 +17,8 @@ import orjson
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
 from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines
-from govsoc.errors import ParseError
-from govsoc.events import DeadLetter, Event, event_id, get_field, set_field
+from govsoc.errors import ParseError, RecordError
+from govsoc.events import DeadLetter, Event, event_id, get_field, set_field, validate_event
 
 
 def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +45,8 @@ def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
-    """One ECS event from one line; raises ParseError naming the file and line."""
+    """One validated ECS event from one line; raises ParseError or
+    EventValidationError naming the file and line."""
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -61,14 +62,14 @@ def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
         set_field(event, "event.id", event_id(f"jsonl:{source}", line))
     set_field(event, "log.file.path", source)
     set_field(event, "log.offset", offset)
-    return event
+    return validate_event(event, source, line)
 
 
 def read_jsonl(path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE,
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Batch]:
     """Batches of events from a JSON-lines file; bad lines become dead letters."""
     source = str(Path(path).resolve())
-    batch = Batch()
+    batch = Batch(validated=True)
     with open(path, "rb") as stream:
         for raw in read_lines(stream, max_line_bytes):
             if not raw.data.strip():
@@ -82,10 +83,10 @@ def read_jsonl(path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZ
                 try:
                     batch.events.append(parse_json_line(raw.data, source, raw.number,
                                                         raw.offset))
-                except ParseError as exc:
+                except RecordError as exc:
                     batch.rejected.append(DeadLetter.from_error(exc, raw.data))
             if len(batch) >= batch_size:
                 yield batch
-                batch = Batch()
+                batch = Batch(validated=True)
     if len(batch):
         yield batch

@@ -152,7 +152,8 @@ _FIELD_LIST: tuple[Field, ...] = (
        "Zeek conn_state: S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, "
        "OTH.", ecs=False),
     _f("network.connection.history", "keyword", "Zeek history string.", ecs=False),
-    _f("network.connection.missed_bytes", "long", ecs=False),
+    _f("network.connection.missed_bytes", "long", "Bytes lost to capture gaps (Zeek).",
+       ecs=False),
     # ICMP (ECS lacks these)
     _f("icmp.type", "long", "ICMP type.", ecs=False),
     _f("icmp.code", "long", "ICMP code.", ecs=False),
@@ -161,7 +162,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("scan.distinct_hosts", "long", "Distinct destination hosts in the window.",
        ecs=False),
     _f("scan.syn_count", "long", "TCP SYNs without completion in the window.", ecs=False),
-    _f("scan.window_seconds", "long", ecs=False),
+    _f("scan.window_seconds", "long", "Length of the counting window.", ecs=False),
     # dns
     _f("dns.id", "keyword"),
     _f("dns.type", "keyword"),
@@ -290,6 +291,12 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("dll.name", "keyword"),
     _f("rule.id", "keyword"),
     _f("rule.name", "keyword"),
+    _f("rule.ruleset", "keyword"),
+    _f("rule.description", "keyword"),
+    # YARA matches (ECS has only rule.*; the per-rule detail has no ECS home)
+    _f("yara.matches", "flattened",
+       "YARA rules that matched a file or payload: rule, namespace, tags, meta and "
+       "string matches with offsets (capped).", ecs=False),
     _f("threat.technique.id", "keyword"),
     _f("threat.tactic.name", "keyword"),
     # Windows

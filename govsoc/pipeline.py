@@ -96,7 +96,7 @@ class Pipeline:
         stats.batches += 1
         stats.received += len(batch)
         rejected = list(batch.rejected)
-        events = self._validated(batch.events, rejected)
+        events = batch.events if batch.validated else self._validated(batch.events, rejected)
         started = time.perf_counter()
         result = self.store.insert_events(events) if events else InsertResult()
         if rejected:

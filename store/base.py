@@ -577,6 +577,14 @@ class Store(abc.ABC):
     def set_setting(self, key: str, value: Any) -> None: ...
 
     # lifecycle ------------------------------------------------------------
+    def refresh(self) -> None:
+        """Make every write so far visible to searches.
+
+        A no-op where writes are visible at once (SQLite); a search-index refresh on
+        near-real-time engines.
+        """
+        return None
+
     @abc.abstractmethod
     def schema_version(self) -> int: ...
 

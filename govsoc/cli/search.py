@@ -48,8 +48,7 @@ def search(app, datasets, text, fields, since, until, limit, oldest_first, colum
         page_query = query
         while remaining > 0:
             page = store.search_events(page_query)
-            for event in page.items[:remaining]:
-                yield event
+            yield from page.items[:remaining]
             remaining -= len(page.items)
             if not page.next_cursor:
                 return
