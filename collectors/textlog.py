@@ -39,21 +39,30 @@ class LineParser(Protocol):
 
     Returns None for a line that carries no event by design (a blank line, a
     ``#Fields`` directive); raises :class:`~govsoc.errors.ParseError` (or
-    ValueError) for a line it cannot read.
+    ValueError) for a line it cannot read. A parser that joins several lines into
+    one event (auditd) returns a list of the events a line completed, sets their
+    ``event.id`` and ``log.offset`` itself, and has a ``finish()`` method giving
+    the events still being joined at the end of the input.
     """
 
-    def __call__(self, text: str, line: RawLine) -> Event | None: ...
+    def __call__(self, text: str, line: RawLine) -> Event | list[Event] | None: ...
+
+
+def _finish(parse: LineParser) -> list[Event]:
+    finish = getattr(parse, "finish", None)
+    return list(finish()) if finish is not None else []
 
 
 def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path: str,
                  batch_size: int = DEFAULT_BATCH_SIZE,
                  checkpoint: Callable[[RawLine], tuple[str, dict[str, Any]]] | None = None,
-                 counters: dict[str, int] | None = None) -> Iterator[Batch]:
+                 counters: dict[str, int] | None = None, final: bool = True) -> Iterator[Batch]:
     """Parse ``lines`` into batches; ``source`` is the identity hashed into event ids.
 
     Each batch's checkpoint (when ``checkpoint`` is given) is the position after
     its last line, so storing it means every line up to there is stored.
-    ``counters`` (if given) is updated with the :data:`COUNTERS`.
+    ``counters`` (if given) is updated with the :data:`COUNTERS`. ``final`` (the
+    end of the input) also takes the events a joining parser still holds.
     """
     counts = counters if counters is not None else {}
     for key in COUNTERS:
@@ -63,7 +72,7 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
     for line in lines:
         last = line
         counts["lines"] += 1
-        event: Event | None = None
+        event: Event | list[Event] | None = None
         if line.truncated:
             counts["truncated"] += 1
             counts["rejected"] += 1
@@ -86,14 +95,16 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
             else:
                 if event is None:
                     counts["skipped"] += 1
-            if event is not None:
+            if isinstance(event, list):
+                for joined in event:
+                    _place(joined, path, None)
+                counts["events"] += len(event)
+                batch.events.extend(event)
+                if not valid:
+                    counts["invalid_utf8"] += 1
+            elif event is not None:
                 event["event"]["id"] = event_id(source, line.offset)
-                log = event.get("log")
-                if log is None:
-                    event["log"] = {"file": {"path": path}, "offset": line.offset}
-                else:
-                    log["file"] = {"path": path}
-                    log["offset"] = line.offset
+                _place(event, path, line.offset)
                 if not valid:
                     counts["invalid_utf8"] += 1
                     event.setdefault("tags", []).append("invalid_utf8")
@@ -104,7 +115,24 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
                 batch.checkpoint = checkpoint(line)
             yield batch
             batch = Batch()
+    if final:
+        rest = _finish(parse)
+        for joined in rest:
+            _place(joined, path, None)
+        counts["events"] += len(rest)
+        batch.events.extend(rest)
     if last is not None and (len(batch) or checkpoint is not None):
         if checkpoint is not None:
             batch.checkpoint = checkpoint(last)
         yield batch
+    elif len(batch):
+        yield batch
+
+
+def _place(event: Event, path: str, offset: int | None) -> None:
+    log = event.get("log")
+    if log is None:
+        log = event["log"] = {}
+    log["file"] = {"path": path}
+    if offset is not None:
+        log["offset"] = offset
