@@ -1,0 +1,603 @@
+"""Compiling a Sigma rule's detection into a fast Python predicate.
+
+The rule is first processed by the field-mapping pipeline (:mod:`detection.sigma.mapping`),
+then its parsed condition tree is turned into Python source: one function
+``match(L, R)`` per rule, where ``L`` maps dotted field names to lower-cased
+string values (a tuple for arrays) and ``R`` maps them to the raw values (see
+:mod:`detection.sigma.eventview`). Generated source, not an interpreter walk,
+so CPython evaluates a rule as one function call of plain comparisons; the
+source is compiled once and its code object is what the rule cache keeps.
+
+Semantics follow the Sigma specification and pySigma 1.5:
+
+- strings compare case-insensitively (``cased`` makes them case-sensitive),
+  ``*`` and ``?`` are wildcards, a list of values is an OR (``all``: AND);
+- a string test on an absent field is false, so ``not filter`` holds for it;
+- ``null`` matches an absent or null field, ``exists`` tests presence;
+- ``re`` searches the raw value (case-sensitive unless ``i``), through
+  google-re2 (linear time); a pattern re2 cannot run (back-references,
+  look-around) falls back to the ``regex`` module with a per-match timeout and
+  a warning, so an attacker-controlled value can never hang the pipeline;
+- ``gt/gte/lt/lte/neq`` compare numerically (non-numbers never match);
+  ``cidr`` tests IP membership; ``fieldref`` compares two fields;
+  ``minute/hour/day/week/month/year`` compare parts of a timestamp field.
+
+Each compiled rule also carries the literals one of which must occur in any
+event it matches (for the Aho-Corasick prefilter, :mod:`detection.sigma.prefilter`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import marshal
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import re2
+import regex
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaQueryExpression,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from govsoc.errors import RuleError
+
+log = logging.getLogger("govsoc.detection.sigma")
+
+#: Bumped whenever generated code changes meaning; part of the rule-cache key.
+ENGINE_VERSION = "govsoc-sigma-3"
+
+#: Shortest literal worth giving the prefilter (shorter ones occur everywhere).
+MIN_LITERAL = 3
+
+#: Seconds one fallback (non-re2) regex match may take before it counts as no match.
+FALLBACK_REGEX_TIMEOUT = 0.05
+
+Predicate = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+
+class RuleCompileError(RuleError):
+    """A rule's detection uses something the matcher cannot evaluate."""
+
+
+# --------------------------------------------------------------------------- runtime helpers
+# These are the names generated code may call; they live in every rule's namespace.
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+_RE2_OPTIONS.max_mem = 64 << 20
+
+_FALLBACK_WARNED: set[str] = set()
+
+
+class _TimedRegex:
+    """A pattern re2 cannot run, on the backtracking engine with a time budget."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = regex.compile(pattern, flags=regex.VERSION0)
+
+    def search(self, text: str) -> Any:
+        try:
+            return self.pattern.search(text, timeout=FALLBACK_REGEX_TIMEOUT)
+        except TimeoutError:
+            if self.pattern.pattern not in _FALLBACK_WARNED:
+                _FALLBACK_WARNED.add(self.pattern.pattern)
+                log.warning("regular expression %r gave up after %.2fs on a %d-character value",
+                            self.pattern.pattern, FALLBACK_REGEX_TIMEOUT, len(text))
+            return None
+
+
+def compile_regex(pattern: str) -> tuple[Callable[[str], Any], bool]:
+    """A search function for ``pattern`` and whether it runs in linear time (re2)."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS).search, True
+    except re2.error:
+        pass
+    try:
+        timed = _TimedRegex(pattern)
+    except regex.error as exc:
+        raise RuleCompileError(f"invalid regular expression {pattern!r}: {exc}") from exc
+    return timed.search, False
+
+
+def _regex_test(pattern: str) -> Callable[[Any], bool]:
+    search, _ = compile_regex(pattern)
+
+    def test(value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, list | tuple):
+            return any(test(v) for v in value)
+        if not isinstance(value, str):
+            value = _text(value)
+        return search(value) is not None
+
+    return test
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _cidr_test(cidr: str) -> Callable[[Any], bool]:
+    network = ipaddress.ip_network(cidr, strict=False)
+
+    def test(value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, list | tuple):
+            return any(test(v) for v in value)
+        try:
+            return ipaddress.ip_address(str(value).strip()) in network
+        except ValueError:
+            return False
+
+    return test
+
+
+def _to_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    try:
+        text = str(value).strip()
+        if text[:2].lower() == "0x":
+            return int(text, 16)
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+_COMPARE: dict[CompareOperators, Callable[[float, float], bool]] = {
+    CompareOperators.LT: lambda a, b: a < b,
+    CompareOperators.LTE: lambda a, b: a <= b,
+    CompareOperators.GT: lambda a, b: a > b,
+    CompareOperators.GTE: lambda a, b: a >= b,
+    CompareOperators.NEQ: lambda a, b: a != b,
+}
+
+
+def _compare_test(op_name: str, number: float) -> Callable[[Any], bool]:
+    op = _COMPARE[CompareOperators[op_name]]
+
+    def test(value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, list | tuple):
+            return any(test(v) for v in value)
+        n = _to_number(value)
+        return n is not None and op(n, number)
+
+    return test
+
+
+def _timestamp_part_test(part: str, number: int) -> Callable[[Any], bool]:
+    def test(value: Any) -> bool:
+        if value is None:
+            return False
+        if isinstance(value, list | tuple):
+            return any(test(v) for v in value)
+        try:
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(
+                str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        got = {"MINUTE": moment.minute, "HOUR": moment.hour, "DAY": moment.day,
+               "WEEK": moment.isocalendar()[1], "MONTH": moment.month,
+               "YEAR": moment.year}[part]
+        return bool(got == number)
+
+    return test
+
+
+def _field_ref(value: Any, other: Any, starts: bool, ends: bool) -> bool:
+    if value is None or other is None:
+        return False
+    values = value if isinstance(value, tuple) else (value,)
+    others = other if isinstance(other, tuple) else (other,)
+    for a in values:
+        for b in others:
+            if starts and ends:
+                if b in a:
+                    return True
+            elif starts:
+                if a.startswith(b):
+                    return True
+            elif ends:
+                if a.endswith(b):
+                    return True
+            elif a == b:
+                return True
+    return False
+
+
+def _keyword(L: dict[str, Any], test: Callable[[str], bool]) -> bool:
+    for value in L.values():
+        if value.__class__ is str:
+            if test(value):
+                return True
+        elif any(test(v) for v in value):
+            return True
+    return False
+
+
+def _cased(value: Any, test: Callable[[str], bool]) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, list | tuple):
+        return any(_cased(v, test) for v in value)
+    return test(value if isinstance(value, str) else _text(value))
+
+
+def _glob_test(pattern: str) -> Callable[[str], bool]:
+    search, _ = compile_regex(pattern)
+
+    def test(value: str) -> bool:
+        return search(value) is not None
+
+    return test
+
+
+RUNTIME: dict[str, Any] = {
+    "_regex": _regex_test, "_cidr": _cidr_test, "_cmp": _compare_test,
+    "_tspart": _timestamp_part_test, "_fref": _field_ref, "_kw": _keyword,
+    "_cased": _cased, "_glob": _glob_test,
+}
+
+
+# --------------------------------------------------------------------------- code generation
+
+@dataclass
+class CompiledRule:
+    """A rule ready to run: its metadata, its predicate and its prefilter literals."""
+
+    rule_id: str
+    title: str
+    level: str
+    tags: list[str]
+    description: str
+    product: str | None
+    category: str | None
+    service: str | None
+    path: str
+    source: str
+    #: fields the rule tests (mapped names), for highlighting
+    fields: list[str]
+    #: one of these (lower-cased) must occur in a matching event; None: no such literal
+    literals: list[str] | None
+    warnings: list[str] = field(default_factory=list)
+    code: bytes = b""
+    #: the rule's ``name`` (what correlation rules refer to)
+    name: str | None = None
+    #: False when only correlation rules should use this rule's matches
+    generate: bool = True
+    _predicate: Predicate | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def predicate(self) -> Predicate:
+        if self._predicate is None:
+            self._predicate = load_predicate(self.code)
+        return self._predicate
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_predicate"] = None
+        return state
+
+
+def load_predicate(code: bytes) -> Predicate:
+    """Execute a rule's marshalled module code and return its ``match`` function."""
+    namespace: dict[str, Any] = dict(RUNTIME)
+    exec(marshal.loads(code), namespace)  # noqa: S102,S302 - our own generated code
+    predicate: Predicate = namespace["match"]
+    return predicate
+
+
+def _segments(value: SigmaString) -> list[str | SpecialChars]:
+    """The string as literal runs and wildcards (placeholders read as ``*``)."""
+    out: list[str | SpecialChars] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            part = SpecialChars.WILDCARD_MULTI
+        if isinstance(part, str):
+            if out and isinstance(out[-1], str):
+                out[-1] += part
+            elif part:
+                out.append(part)
+        else:
+            out.append(part)
+    return out
+
+
+def _longest_literal(value: SigmaString) -> str | None:
+    runs = [p.lower() for p in _segments(value) if isinstance(p, str)]
+    if not runs:
+        return None
+    best = max(runs, key=len)
+    return best if len(best) >= MIN_LITERAL else None
+
+
+class _Codegen:
+    def __init__(self, rule_path: str) -> None:
+        self.path = rule_path
+        self.consts: list[str] = []
+        self.var = 0
+        self.fields: list[str] = []
+        self.warnings: list[str] = []
+
+    def const(self, expr: str) -> str:
+        name = f"_c{len(self.consts)}"
+        self.consts.append(f"{name} = {expr}")
+        return name
+
+    def new_var(self) -> str:
+        self.var += 1
+        return f"v{self.var}"
+
+    # -- condition tree
+    def node(self, node: Any) -> str:
+        if isinstance(node, ConditionAND):
+            return "(" + " and ".join(self.node(a) for a in node.args) + ")"
+        if isinstance(node, ConditionOR):
+            return "(" + " or ".join(self.node(a) for a in node.args) + ")"
+        if isinstance(node, ConditionNOT):
+            return "(not " + self.node(node.args[0]) + ")"
+        if isinstance(node, ConditionFieldEqualsValueExpression):
+            if node.field not in self.fields:
+                self.fields.append(node.field)
+            return self.field_value(node.field, node.value)
+        if isinstance(node, ConditionValueExpression):
+            return self.keyword(node.value)
+        raise RuleCompileError(f"unsupported condition element {type(node).__name__}", self.path)
+
+    # -- string tests on a lower-cased (or raw, for cased) string variable
+    def string_test(self, value: SigmaString, x: str, lower: bool) -> str:
+        segs = _segments(value)
+        if lower:
+            segs = [s.lower() if isinstance(s, str) else s for s in segs]
+        star = SpecialChars.WILDCARD_MULTI
+        if not segs:
+            return f"{x} == ''"
+        if all(isinstance(s, str) for s in segs):
+            return f"{x} == {segs[0]!r}"
+        if segs == [star]:
+            return "True"
+        if SpecialChars.WILDCARD_SINGLE not in segs:
+            if len(segs) == 2 and segs[0] == star and isinstance(segs[1], str):
+                return f"{x}.endswith({segs[1]!r})"
+            if len(segs) == 2 and segs[1] == star and isinstance(segs[0], str):
+                return f"{x}.startswith({segs[0]!r})"
+            if len(segs) == 3 and segs[0] == star and segs[2] == star and isinstance(segs[1], str):
+                return f"({segs[1]!r} in {x})"
+            if (len(segs) == 3 and segs[1] == star and isinstance(segs[0], str)
+                    and isinstance(segs[2], str)):
+                a, b = segs[0], segs[2]
+                return (f"(len({x}) >= {len(a) + len(b)} and {x}.startswith({a!r}) "
+                        f"and {x}.endswith({b!r}))")
+        pattern = "".join(
+            re.escape(s) if isinstance(s, str) else (".*" if s == star else ".")
+            for s in segs)
+        fn = self.const(f"_glob({('(?s)^' + pattern + '$')!r})")
+        return f"{fn}({x})"
+
+    def field_value(self, name: str, value: Any) -> str:
+        F = repr(name)
+        if isinstance(value, SigmaExpansion):
+            return "(" + " or ".join(self.field_value(name, v) for v in value.values) + ")"
+        if isinstance(value, SigmaCasedString):
+            fn = self.const(f"lambda y: {self.string_test(value, 'y', lower=False)}")
+            return f"_cased(R.get({F}), {fn})"
+        if isinstance(value, SigmaString):
+            return self.on_lower(F, lambda x: self.string_test(value, x, lower=True))
+        if isinstance(value, SigmaBool):
+            lit = "true" if value.boolean else "false"
+            return self.on_lower(F, lambda x: f"{x} == {lit!r}")
+        if isinstance(value, SigmaTimestampPart):
+            fn = self.const(f"_tspart({value.timestamp_part.name!r}, {int(value.number)!r})")
+            return f"{fn}(R.get({F}))"
+        if isinstance(value, SigmaNumber):
+            lit = _text(value.number).lower()
+            return self.on_lower(F, lambda x: f"{x} == {lit!r}")
+        if isinstance(value, SigmaNull):
+            return f"(R.get({F}) is None)"
+        if isinstance(value, SigmaExists):
+            return f"(R.get({F}) is {'not ' if value.exists else ''}None)"
+        if isinstance(value, SigmaRegularExpression):
+            flags = ""
+            for flag, letter in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
+                                 (SigmaRegularExpressionFlag.MULTILINE, "m"),
+                                 (SigmaRegularExpressionFlag.DOTALL, "s")):
+                if flag in value.flags:
+                    flags += letter
+            pattern = value.regexp.to_plain() if isinstance(value.regexp, SigmaString) \
+                else str(value.regexp)
+            pattern = (f"(?{flags})" if flags else "") + pattern
+            _, linear = compile_regex(pattern)
+            if not linear:
+                self.warnings.append(
+                    f"regular expression {pattern!r} needs backtracking (not re2); "
+                    f"each match is limited to {FALLBACK_REGEX_TIMEOUT}s")
+            fn = self.const(f"_regex({pattern!r})")
+            return f"{fn}(R.get({F}))"
+        if isinstance(value, SigmaCIDRExpression):
+            fn = self.const(f"_cidr({value.cidr!r})")
+            return f"{fn}(R.get({F}))"
+        if isinstance(value, SigmaCompareExpression):
+            fn = self.const(f"_cmp({value.op.name!r}, {value.number.number!r})")
+            return f"{fn}(R.get({F}))"
+        if isinstance(value, SigmaFieldReference):
+            if value.field not in self.fields:
+                self.fields.append(value.field)
+            return (f"_fref(L.get({F}), L.get({value.field!r}), "
+                    f"{bool(value.starts_with)}, {bool(value.ends_with)})")
+        if isinstance(value, SigmaQueryExpression):
+            raise RuleCompileError("query expressions (unresolved placeholders bound to a "
+                                   "backend query) cannot be evaluated by the matcher", self.path)
+        raise RuleCompileError(f"unsupported value type {type(value).__name__}", self.path)
+
+    def on_lower(self, F: str, test: Callable[[str], str]) -> str:
+        """A test on the lower-cased value of a field, any element of an array."""
+        v = self.new_var()
+        y = v + "e"
+        return (f"((({v} := L.get({F})).__class__ is str and {test(v)}) or "
+                f"({v}.__class__ is tuple and any({test(y)} for {y} in {v})))")
+
+    def keyword(self, value: Any) -> str:
+        if isinstance(value, SigmaExpansion):
+            return "(" + " or ".join(self.keyword(v) for v in value.values) + ")"
+        if isinstance(value, SigmaCasedString):
+            # raw values are not kept per keyword; a cased keyword is matched case-insensitively
+            self.warnings.append("case-sensitive keyword matched case-insensitively")
+        if isinstance(value, SigmaString):
+            fn = self.const(f"lambda y: {self.string_test(value, 'y', lower=True)}")
+            return f"_kw(L, {fn})"
+        if isinstance(value, SigmaNumber | SigmaBool):
+            lit = _text(value.number if isinstance(value, SigmaNumber) else value.boolean).lower()
+            fn = self.const(f"lambda y: {lit!r} in y")
+            return f"_kw(L, {fn})"
+        if isinstance(value, SigmaRegularExpression):
+            pattern = value.regexp.to_plain()
+            fn = self.const(f"_regex({pattern!r})")
+            return f"_kw(L, {fn})"
+        raise RuleCompileError(f"unsupported keyword value {type(value).__name__}", self.path)
+
+
+# --------------------------------------------------------------------------- literals
+
+def required_literals(node: Any) -> set[str] | None:
+    """Lower-cased literals one of which occurs in every event ``node`` matches."""
+    if isinstance(node, ConditionOR):
+        out: set[str] = set()
+        for arg in node.args:
+            sub = required_literals(arg)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(node, ConditionAND):
+        best: set[str] | None = None
+        best_key: tuple[int, int] = (0, 0)
+        for arg in node.args:
+            sub = required_literals(arg)
+            if not sub:
+                continue
+            key = (min(len(s) for s in sub), -len(sub))
+            if best is None or key > best_key:
+                best, best_key = sub, key
+        return best
+    if isinstance(node, ConditionNOT):
+        return None
+    if isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
+        return _value_literals(node.value)
+    return None
+
+
+def _value_literals(value: Any) -> set[str] | None:
+    if isinstance(value, SigmaExpansion):
+        out: set[str] = set()
+        for v in value.values:
+            sub = _value_literals(v)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(value, SigmaString):
+        lit = _longest_literal(value)
+        return {lit} if lit else None
+    if isinstance(value, SigmaTimestampPart):
+        return None
+    if isinstance(value, SigmaNumber):
+        text = _text(value.number).lower()
+        return {text} if len(text) >= MIN_LITERAL else None
+    if isinstance(value, SigmaBool):
+        return {"true" if value.boolean else "false"}
+    return None
+
+
+# --------------------------------------------------------------------------- entry point
+
+def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
+    """Compile a rule that has already been through the mapping pipeline."""
+    where = path or str(getattr(rule.source, "path", "") or "")
+    gen = _Codegen(where)
+    exprs: list[str] = []
+    literal_sets: list[set[str] | None] = []
+    try:
+        for condition in rule.detection.parsed_condition:
+            tree = condition.parsed
+            exprs.append(gen.node(tree))
+            literal_sets.append(required_literals(tree))
+    except SigmaError as exc:
+        raise RuleCompileError(str(exc), where) from exc
+    if not exprs:
+        raise RuleCompileError("rule has no condition", where)
+    body = exprs[0] if len(exprs) == 1 else "(" + " or ".join(exprs) + ")"
+    source = "\n".join([*gen.consts, "def match(L, R):", f"    return bool({body})", ""])
+    try:
+        code = compile(source, f"<sigma {rule.id or rule.title}>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        raise RuleCompileError(f"generated matcher does not compile: {exc}", where) from exc
+    literals: list[str] | None = None
+    if all(s for s in literal_sets):
+        merged: set[str] = set()
+        for s in literal_sets:
+            merged |= s or set()
+        literals = sorted(merged)
+    compiled = CompiledRule(
+        rule_id=str(rule.id or rule.title), title=rule.title or "",
+        level=rule.level.name.lower() if rule.level else "medium",
+        tags=[f"{t.namespace}.{t.name}" for t in rule.tags],
+        description=rule.description or "",
+        product=rule.logsource.product, category=rule.logsource.category,
+        service=rule.logsource.service, path=where, source=source, fields=gen.fields,
+        literals=literals, warnings=gen.warnings, code=marshal.dumps(code),
+        name=getattr(rule, "name", None))
+    # execute once now so constant errors (bad CIDR, bad regex) surface at compile time
+    try:
+        compiled._predicate = load_predicate(compiled.code)
+    except (ValueError, TypeError, RuleError) as exc:
+        raise RuleCompileError(f"rule constants do not load: {exc}", where) from exc
+    return compiled
+
+
+def compile_expression_tree(trees: Sequence[Any], path: str = "") -> Predicate:
+    """Compile bare condition trees (used by tests and hunts on sub-conditions)."""
+    gen = _Codegen(path)
+    body = " or ".join(gen.node(t) for t in trees) or "False"
+    source = "\n".join([*gen.consts, "def match(L, R):", f"    return bool({body})", ""])
+    return load_predicate(marshal.dumps(compile(source, "<sigma>", "exec")))
+
+
+def iter_fields(rules: Iterable[CompiledRule]) -> set[str]:
+    return {f for r in rules for f in r.fields}

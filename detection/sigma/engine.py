@@ -1,0 +1,200 @@
+"""The streaming Sigma detector the ingest pipeline runs on every new batch.
+
+For each event: one flat view (lower-cased values computed once), its routing
+key (dataset, channel, event id) picks the rules of its logsource, the
+Aho-Corasick prefilter of that route picks the candidates, and only those
+compiled predicates run. Matches become :class:`store.base.NewAlert` drafts
+(rule id, title, level → severity, ATT&CK tags, the event id and fields, a
+group key the store folds repeats by); suppressions (rule + field=value) are
+honoured; matches of rules used by correlation rules feed
+:mod:`detection.sigma.correlation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from detection.sigma.compiler import CompiledRule, Predicate
+from detection.sigma.eventview import BULKY_FIELDS, build_view
+from detection.sigma.prefilter import Prefilter
+from detection.sigma.routing import EventKey, RouteSpec, event_key, route_for
+from detection.sigma.ruleset import RuleSet
+from govsoc.events import Event, get_field, parse_timestamp, utcnow
+from store.base import NewAlert, Severity, Suppression
+
+log = logging.getLogger("govsoc.detection.sigma")
+
+#: Fields every alert carries when the event has them (besides those the rule tested).
+ALERT_FIELDS = (
+    "event.dataset", "event.code", "event.action", "winlog.channel", "winlog.event_id",
+    "winlog.computer_name", "host.name", "user.name", "user.domain", "source.ip",
+    "source.port", "destination.ip", "destination.port", "process.executable",
+    "process.command_line", "process.parent.executable", "file.path", "url.original",
+    "dns.question.name", "log.file.path",
+)
+
+#: Fields whose value identifies "the same thing happening again" for folding.
+GROUP_FIELDS = ("host.name", "winlog.computer_name", "user.name", "source.ip")
+
+
+def group_key(rule: CompiledRule, raw: dict[str, Any]) -> str:
+    """Repeats of a rule on the same host/user/source fold into one alert."""
+    parts = [f"sigma:{rule.rule_id}"]
+    host = raw.get("host.name") or raw.get("winlog.computer_name")
+    if host:
+        parts.append(f"host={str(host).lower()}")
+    user = raw.get("user.name")
+    if user:
+        parts.append(f"user={str(user).lower()}")
+    elif raw.get("source.ip"):
+        parts.append(f"src={raw['source.ip']}")
+    return "|".join(parts)
+
+
+class _Route:
+    __slots__ = ("fields", "prefilter")
+
+    def __init__(self, prefilter: Prefilter) -> None:
+        self.prefilter = prefilter
+
+
+class SigmaDetector:
+    """Streaming Sigma matcher over ECS events (implements ``detection.base.Detector``)."""
+
+    name = "sigma"
+
+    def __init__(self, ruleset: RuleSet, *, correlate: bool = True) -> None:
+        self.ruleset = ruleset
+        self.rules: list[CompiledRule] = list(ruleset.rules)
+        self.predicates: list[Predicate] = [r.predicate for r in self.rules]
+        self.literals = [r.literals for r in self.rules]
+        self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service)
+                                       for r in self.rules]
+        self.severities = [Severity.parse(r.level) for r in self.rules]
+        self._routes: dict[EventKey, _Route] = {}
+        used = {f for r in self.rules for f in r.fields}
+        self.skip = frozenset(f for f in BULKY_FIELDS if f not in used)
+        self.suppressions: dict[str, list[tuple[str, str, datetime | None]]] = {}
+        self.errors = 0
+        self.correlator: Any = None
+        if correlate and ruleset.correlations:
+            from detection.sigma.correlation import CorrelationEngine
+
+            self.correlator = CorrelationEngine(ruleset.correlations, self.rules)
+
+    # ------------------------------------------------------------------ matching
+    def _route(self, key: EventKey) -> _Route:
+        route = self._routes.get(key)
+        if route is None:
+            members = [i for i, spec in enumerate(self.specs) if spec.accepts(key)]
+            route = _Route(Prefilter.build(members, self.literals))
+            if len(self._routes) > 65536:
+                self._routes.clear()
+            self._routes[key] = route
+        return route
+
+    def match_view(self, low: dict[str, Any], raw: dict[str, Any], text: str) -> list[int]:
+        """Numbers of the rules matching one event's view."""
+        route = self._route(event_key(raw))
+        preds = self.predicates
+        out: list[int] = []
+        for n in route.prefilter.candidates(text):
+            try:
+                if preds[n](low, raw):
+                    out.append(n)
+            except Exception as exc:
+                self.errors += 1
+                if self.errors <= 20:
+                    log.warning("rule %s failed on event %s: %s", self.rules[n].rule_id,
+                                raw.get("event.id"), exc)
+        return out
+
+    def match_event(self, event: Event) -> list[CompiledRule]:
+        """The rules an event matches (all of them, whatever their ``generate``)."""
+        low, raw, text = build_view(event, self.skip)
+        return [self.rules[n] for n in self.match_view(low, raw, text)]
+
+    def iter_matches(self, events: Iterable[Event]
+                     ) -> Iterator[tuple[Event, dict[str, Any], list[int]]]:
+        """``(event, raw view, rule numbers)`` for every event that matched something."""
+        skip = self.skip
+        for event in events:
+            low, raw, text = build_view(event, skip)
+            hits = self.match_view(low, raw, text)
+            if hits:
+                yield event, raw, hits
+
+    # ------------------------------------------------------------------ Detector
+    def detect(self, events: Sequence[Event]) -> list[NewAlert]:
+        alerts: list[NewAlert] = []
+        for event, raw, hits in self.iter_matches(events):
+            for n in hits:
+                rule = self.rules[n]
+                if self.correlator is not None:
+                    alerts.extend(self.correlator.observe(rule, event, raw))
+                if not rule.generate or self._suppressed(rule.rule_id, raw):
+                    continue
+                alerts.append(self.alert(n, event, raw))
+        return alerts
+
+    def flush(self) -> list[NewAlert]:
+        if self.correlator is None:
+            return []
+        return list(self.correlator.flush())
+
+    def set_suppressions(self, suppressions: Sequence[Suppression]) -> None:
+        table: dict[str, list[tuple[str, str, datetime | None]]] = {}
+        for s in suppressions:
+            table.setdefault(s.rule_id, []).append((s.field, str(s.value).lower(), s.expires_at))
+        self.suppressions = table
+
+    def _suppressed(self, rule_id: str, raw: dict[str, Any]) -> bool:
+        if not self.suppressions:
+            return False
+        now: datetime | None = None
+        for key in (rule_id, "*"):
+            for field_name, value, expires in self.suppressions.get(key, ()):
+                if expires is not None:
+                    now = now or utcnow()
+                    if expires <= now:
+                        continue
+                got = raw.get(field_name)
+                values = got if isinstance(got, list) else [got]
+                if any(v is not None and str(v).lower() == value for v in values):
+                    return True
+        return False
+
+    def alert(self, n: int, event: Event, raw: dict[str, Any]) -> NewAlert:
+        """The alert draft for rule ``n`` matching ``event``."""
+        rule = self.rules[n]
+        fields: dict[str, Any] = {}
+        for name in (*ALERT_FIELDS, *rule.fields):
+            value = raw.get(name)
+            if value is not None and value != "":
+                fields[name] = value
+        try:
+            when = parse_timestamp(raw.get("@timestamp"))
+        except (ValueError, TypeError):
+            when = datetime.now(UTC)
+        event_id = raw.get("event.id")
+        return NewAlert(
+            rule_id=rule.rule_id, rule_name=rule.title, severity=self.severities[n],
+            group_key=group_key(rule, raw), timestamp=when, source="sigma",
+            event_ids=[str(event_id)] if event_id else [],
+            tags=list(rule.tags), dataset=get_field(event, "event.dataset"),
+            description=rule.description, fields=fields, matched_fields=list(rule.fields))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_paths(cls, paths: Iterable[str], cache_dir: str | None = None,
+                   profile: str = "govsoc") -> SigmaDetector:
+        from detection.sigma.ruleset import load_ruleset
+
+        ruleset = load_ruleset(paths, profile=profile, cache_dir=cache_dir)
+        for problem in ruleset.problems:
+            if problem.severity == "error":
+                log.warning("%s", problem)
+        return cls(ruleset)
