@@ -248,6 +248,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("process.hash.md5", "keyword"),
     _f("process.hash.sha1", "keyword"),
     _f("process.hash.sha256", "keyword"),
+    _f("user.effective.domain", "keyword"),
     _f("process.pe.original_file_name", "keyword"),
     _f("process.pe.description", "keyword"),
     _f("process.pe.product", "keyword"),
@@ -268,6 +269,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("file.size", "long"),
     _f("file.owner", "keyword"),
     _f("file.uid", "keyword"),
+    _f("process.pe.imphash", "keyword"),
     _f("file.group", "keyword"),
     _f("file.mode", "keyword"),
     _f("file.mtime", "date"),
@@ -292,6 +294,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("rule.id", "keyword"),
     _f("rule.name", "keyword"),
     _f("rule.ruleset", "keyword"),
+    _f("file.pe.imphash", "keyword"),
     _f("rule.description", "keyword"),
     # YARA matches (ECS has only rule.*; the per-rule detail has no ECS home)
     _f("yara.matches", "flattened",
@@ -304,6 +307,11 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("winlog.provider_name", "keyword"),
     _f("winlog.provider_guid", "keyword"),
     _f("winlog.event_id", "keyword"),
+    _f("dll.hash.md5", "keyword"),
+    _f("dll.hash.sha1", "keyword"),
+    _f("dll.hash.sha256", "keyword"),
+    _f("dll.pe.imphash", "keyword"),
+    _f("dll.pe.original_file_name", "keyword"),
     _f("winlog.record_id", "keyword"),
     _f("winlog.computer_name", "keyword"),
     _f("winlog.task", "keyword"),
@@ -331,6 +339,9 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("auditd.data", "flattened"),
     _f("auditd.paths", "flattened"),
     _f("auditd.message_type", "keyword"),
+    _f("winlog.related_activity_id", "keyword"),
+    _f("winlog.qualifiers", "keyword", "Qualifiers of a classic event id (the high word).",
+       ecs=False),
 )
 
 #: Every fixed field, by dotted name.
