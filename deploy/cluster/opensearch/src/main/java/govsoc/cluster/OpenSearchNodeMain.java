@@ -62,8 +62,8 @@ public final class OpenSearchNodeMain {
     private OpenSearchNodeMain() {}
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 1) {
-            System.err.println("usage: OpenSearchNodeMain <node-home>");
+        if (args.length < 1) {
+            System.err.println("usage: OpenSearchNodeMain <node-home> [ignored]");
             System.exit(2);
         }
         Path home = Paths.get(args[0]).toAbsolutePath();
