@@ -1,0 +1,517 @@
+"""The syslog receiver (UDP, TCP, TLS) and syslog messages → ECS events.
+
+:class:`SyslogReceiver` is a :class:`~collectors.base.Source`: listener threads
+put raw messages on one bounded queue and :meth:`SyslogReceiver.batches` turns
+them into batches in the caller's thread.
+
+* **UDP** cannot push back on a sender, so when the queue is full a datagram is
+  dropped and counted (``udp_dropped``): the count is visible in
+  :attr:`SyslogReceiver.counters` and in ``govsoc listen syslog``'s status line.
+* **TCP** (and TLS) pushes back instead: a connection's reader waits for room in
+  the queue, stops reading its socket, and the sender's TCP window closes.
+  Nothing received over TCP is dropped.
+* Framing on TCP follows RFC 6587: a frame starting with a digit is
+  octet-counted (``LEN SP MSG``), anything else is newline-delimited.
+
+Every message is parsed by :mod:`collectors.syslog_parse`; messages from sshd,
+sudo, su, the shadow tools and PAM become ``system.auth`` events through
+:mod:`collectors.authlog` (so brute force over syslog is detected), the rest
+``syslog`` events. The sender's address is kept in ``log.source.address``. A
+message that cannot be read becomes a dead letter naming the sender.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.authlog import auth_event, claims, syslog_fields
+from collectors.base import DEFAULT_BATCH_SIZE, Batch
+from collectors.lines import RawLine
+from collectors.syslog_parse import SyslogMessage, SyslogParser
+from collectors.textlog import decode_line
+from govsoc.errors import GovsocError, RecordError
+from govsoc.events import DeadLetter, Event, event_id, format_timestamp
+
+log = logging.getLogger("govsoc.collectors.syslog")
+
+DATASET = "syslog"
+MODULE = "syslog"
+DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
+DEFAULT_QUEUE_SIZE = 100_000
+
+
+def syslog_event(msg: SyslogMessage, original: str) -> Event:
+    """The ECS event of one syslog message (``system.auth`` when auth claims it)."""
+    if claims(msg):
+        event = auth_event(msg, original)
+    else:
+        event = {"@timestamp": format_timestamp(msg.timestamp),
+                 "event": {"kind": "event", "dataset": DATASET, "module": MODULE,
+                           "original": original},
+                 "message": msg.message}
+        syslog_fields(msg, event)
+        if not event["process"]:
+            del event["process"]
+    return event
+
+
+class SyslogLineParser:
+    """Line parser for syslog files (``/var/log/syslog``, ``messages``)."""
+
+    dataset = DATASET
+
+    def __init__(self, timezone: str | None = None, reference: datetime | None = None) -> None:
+        self.syslog = SyslogParser(timezone, reference or datetime.now(UTC))
+
+    @property
+    def reference(self) -> datetime | None:
+        return self.syslog.reference
+
+    @reference.setter
+    def reference(self, value: datetime | None) -> None:
+        self.syslog.reference = value
+
+    def __call__(self, text: str, line: RawLine) -> Event | None:
+        if not text.strip():
+            return None
+        msg = self.syslog.parse(text, position=f"line {line.number}")
+        return syslog_event(msg, text)
+
+
+class SyslogError(GovsocError):
+    """A syslog listener cannot start (port in use, bad TLS certificate)."""
+
+
+@dataclass
+class Listener:
+    """One listening socket of the receiver."""
+
+    protocol: str  # "udp", "tcp" or "tls"
+    host: str = "0.0.0.0"  # noqa: S104 - a syslog server listens on the network
+    port: int = 514
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass
+class _Received:
+    data: bytes
+    sender: str
+    protocol: str
+    received: float
+    problem: str | None = None
+
+
+class MessageQueue:
+    """A bounded FIFO of received messages shared by the listener threads."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: collections.deque[_Received] = collections.deque()
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def offer(self, items: list[_Received]) -> int:
+        """Add what fits without waiting; returns how many were dropped."""
+        with self._cond:
+            room = self.capacity - len(self._items)
+            take = items if len(items) <= room else items[:max(room, 0)]
+            self._items.extend(take)
+            self._cond.notify()
+        return len(items) - len(take)
+
+    def put(self, item: _Received, stopping: threading.Event) -> bool:
+        """Add one item, waiting for room (back-pressure); False when stopping."""
+        with self._cond:
+            while len(self._items) >= self.capacity:
+                if stopping.is_set():
+                    return False
+                self._cond.wait(0.1)
+            self._items.append(item)
+            self._cond.notify_all()
+        return True
+
+    def take(self, limit: int, timeout: float) -> list[_Received]:
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            count = min(limit, len(self._items))
+            out = [self._items.popleft() for _ in range(count)]
+            if out:
+                self._cond.notify_all()
+        return out
+
+
+@dataclass
+class ReceiverCounters:
+    """What the receiver has seen since it started."""
+
+    received: int = 0
+    udp_dropped: int = 0
+    events: int = 0
+    auth_events: int = 0
+    rejected: int = 0
+    invalid_utf8: int = 0
+    truncated: int = 0
+    framing_errors: int = 0
+    tcp_connections: int = 0
+    tls_failures: int = 0
+    by_protocol: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "by_protocol"}
+        out["by_protocol"] = dict(self.by_protocol)
+        return out
+
+
+class SyslogReceiver:
+    """Receives syslog over UDP, TCP and TLS; a long-running :class:`Source`."""
+
+    def __init__(self, listeners: list[Listener], *, name: str = "syslog",
+                 timezone: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 batch_size: int = DEFAULT_BATCH_SIZE, flush_seconds: float = 0.5,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 udp_buffer_bytes: int = 8 << 20) -> None:
+        if not listeners:
+            raise SyslogError("no syslog listener configured (give a UDP or TCP port)")
+        self.name = name
+        self.listeners = listeners
+        self.parser = SyslogParser(timezone)
+        self.queue = MessageQueue(queue_size)
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.max_message_bytes = max_message_bytes
+        self.udp_buffer_bytes = udp_buffer_bytes
+        self.counters = ReceiverCounters()
+        self._stopping = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self._started = False
+        #: (protocol, port) actually bound, in listener order (port 0 → the chosen one)
+        self.bound: list[tuple[str, int]] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Bind every listener and start its thread (idempotent)."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            for listener in self.listeners:
+                self._start_listener(listener)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_listener(self, listener: Listener) -> None:
+        family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+        if listener.protocol == "udp":
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_buffer_bytes)
+            target: Callable[..., None] = self._udp_loop
+            context = None
+        elif listener.protocol in ("tcp", "tls"):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            context = None
+            if listener.protocol == "tls":
+                if not listener.tls_cert:
+                    sock.close()
+                    raise SyslogError("a TLS syslog listener needs tls_cert (and tls_key)")
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                try:
+                    context.load_cert_chain(listener.tls_cert, listener.tls_key)
+                except (OSError, ssl.SSLError) as exc:
+                    sock.close()
+                    raise SyslogError(f"cannot load TLS certificate {listener.tls_cert}: "
+                                      f"{exc}") from None
+            target = self._tcp_accept_loop
+        else:
+            raise SyslogError(f"unknown syslog protocol {listener.protocol!r} "
+                              "(udp, tcp or tls)")
+        try:
+            sock.bind((listener.host, listener.port))
+            if sock.type == socket.SOCK_STREAM:
+                sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise SyslogError(f"cannot listen on {listener.protocol} {listener.host}:"
+                              f"{listener.port}: {exc.strerror or exc}") from None
+        sock.settimeout(0.2)
+        self._sockets.append(sock)
+        self.bound.append((listener.protocol, sock.getsockname()[1]))
+        args: tuple[Any, ...] = (sock,) if context is None and listener.protocol == "udp" \
+            else (sock, listener.protocol, context)
+        thread = threading.Thread(target=target, args=args, daemon=True,
+                                  name=f"syslog-{listener.protocol}-{self.bound[-1][1]}")
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop listening; :meth:`batches` returns after handing out what was queued."""
+        self._stopping.set()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # -- listeners ---------------------------------------------------------------
+    def _udp_loop(self, sock: socket.socket) -> None:
+        limit = self.max_message_bytes
+        counters = self.counters
+        while not self._stopping.is_set():
+            try:
+                data, addr = sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            now = time.time()
+            batch = [_Received(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now)]
+            # drain what the kernel already holds without blocking, one queue lock per burst
+            sock.setblocking(False)
+            try:
+                for _ in range(511):
+                    data, addr = sock.recvfrom(65536)
+                    batch.append(_Received(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now))
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                if self._stopping.is_set():
+                    return
+            finally:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(0.2)
+            dropped = self.queue.offer(batch)
+            with self._lock:
+                counters.received += len(batch)
+                counters.by_protocol["udp"] += len(batch)
+                counters.udp_dropped += dropped
+
+    def _tcp_accept_loop(self, sock: socket.socket, protocol: str,
+                         context: ssl.SSLContext | None) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, addr = sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            with self._lock:
+                self.counters.tcp_connections += 1
+            thread = threading.Thread(target=self._tcp_connection,
+                                      args=(conn, f"{addr[0]}:{addr[1]}", protocol, context),
+                                      daemon=True, name=f"syslog-{protocol}-{addr[0]}")
+            thread.start()
+
+    def _tcp_connection(self, conn: socket.socket, sender: str, protocol: str,
+                        context: ssl.SSLContext | None) -> None:
+        stream: socket.socket = conn
+        try:
+            conn.settimeout(10.0)
+            if context is not None:
+                try:
+                    stream = context.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError) as exc:
+                    with self._lock:
+                        self.counters.tls_failures += 1
+                    self._enqueue(_Received(b"", sender, protocol, time.time(),
+                                            f"TLS handshake failed: {exc}"))
+                    return
+            stream.settimeout(0.5)
+            framer = StreamFramer(self.max_message_bytes)
+            while not self._stopping.is_set():
+                try:
+                    chunk = stream.recv(65536)
+                except TimeoutError:
+                    continue
+                except (OSError, ssl.SSLError):
+                    break
+                if not chunk:
+                    break
+                for frame, problem in framer.feed(chunk):
+                    if not self._enqueue(_Received(frame, sender, protocol, time.time(),
+                                                   problem)):
+                        return
+            for frame, problem in framer.close():
+                self._enqueue(_Received(frame, sender, protocol, time.time(), problem))
+        finally:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+    def _enqueue(self, item: _Received) -> bool:
+        ok = self.queue.put(item, self._stopping)
+        if ok:
+            with self._lock:
+                self.counters.received += 1
+                self.counters.by_protocol[item.protocol] += 1
+        return ok
+
+    # -- the source --------------------------------------------------------------
+    def batches(self) -> Iterator[Batch]:
+        """Batches of parsed messages until :meth:`stop` (then what is left queued)."""
+        self.start()
+        pending = Batch()
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            stopping = self._stopping.is_set()
+            items = self.queue.take(self.batch_size - len(pending), 0.05 if not stopping
+                                    else 0.0)
+            for item in items:
+                self._convert(item, pending)
+            now = time.monotonic()
+            if len(pending) >= self.batch_size or (len(pending) and now >= deadline):
+                yield pending
+                pending = Batch()
+                deadline = now + self.flush_seconds
+            elif not len(pending):
+                deadline = now + self.flush_seconds
+            if stopping and not items:
+                if len(pending):
+                    yield pending
+                return
+
+    def _convert(self, item: _Received, batch: Batch) -> None:
+        counters = self.counters
+        self._sequence += 1
+        position = f"{item.protocol} message {self._sequence} from {item.sender}"
+        source = f"syslog/{item.protocol}/{item.sender}"
+        if item.problem is not None:
+            counters.rejected += 1
+            if "framing" in item.problem or "octet count" in item.problem:
+                counters.framing_errors += 1
+            if "longer than" in item.problem:
+                counters.truncated += 1
+            batch.rejected.append(DeadLetter(source, position, item.problem, item.data))
+            return
+        text, valid = decode_line(item.data.rstrip(b"\r\n\x00"))
+        try:
+            reference = datetime.fromtimestamp(item.received, UTC)
+            msg = self.parser.parse(text, source, position, reference)
+        except RecordError as exc:
+            counters.rejected += 1
+            batch.rejected.append(DeadLetter(source, position, exc.reason, item.data))
+            return
+        event = syslog_event(msg, text)
+        ev = event["event"]
+        ev["id"] = event_id(source, f"{item.received:.6f}/{self._sequence}")
+        ev["created"] = format_timestamp(reference)
+        log_ = event.setdefault("log", {})
+        log_["source"] = {"address": item.sender}
+        if not valid:
+            counters.invalid_utf8 += 1
+            event.setdefault("tags", []).append("invalid_utf8")
+        counters.events += 1
+        if ev["dataset"] != DATASET:
+            counters.auth_events += 1
+        batch.events.append(event)
+
+
+class StreamFramer:
+    """Splits a TCP byte stream into syslog frames (RFC 6587).
+
+    Octet counting (``LEN SP MSG``) when a frame starts with a digit, else
+    newline-delimited. Yields ``(frame, problem)``; ``problem`` is None for a good
+    frame, else the reason it is rejected (over-long, bad length).
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._buf = bytearray()
+        self._skip_to_newline = False
+        self._skip_bytes = 0
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[bytes, str | None]]:
+        buf = self._buf
+        buf += chunk
+        while buf:
+            if self._skip_bytes:
+                n = min(self._skip_bytes, len(buf))
+                del buf[:n]
+                self._skip_bytes -= n
+                continue
+            if self._skip_to_newline:
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    buf.clear()
+                    return
+                del buf[:nl + 1]
+                self._skip_to_newline = False
+                continue
+            if buf[:1].isdigit():
+                head = bytes(buf[:11])
+                stop = next((i for i, b in enumerate(head) if not 48 <= b <= 57), None)
+                if stop is None and len(head) < 11:
+                    return  # only digits so far: wait for the rest of the header
+                if stop is None or head[stop:stop + 1] != b" ":
+                    # a newline-delimited message that starts with a digit (ISO time)
+                    if not (yield from self._newline_frame(buf)):
+                        return
+                    continue
+                space = stop
+                digits = head[:space]
+                length = int(digits)
+                if length > self.max_bytes:
+                    yield bytes(buf[space + 1:space + 1 + 256]), (
+                        f"frame longer than the limit: octet count {length} > "
+                        f"{self.max_bytes}")
+                    del buf[:space + 1]
+                    self._skip_bytes = length
+                    continue
+                if len(buf) < space + 1 + length:
+                    return
+                frame = bytes(buf[space + 1:space + 1 + length])
+                del buf[:space + 1 + length]
+                yield frame, None
+            else:
+                if not (yield from self._newline_frame(buf)):
+                    return
+
+    def _newline_frame(self, buf: bytearray
+                       ) -> Generator[tuple[bytes, str | None], None, bool]:
+        nl = buf.find(b"\n")
+        if nl < 0:
+            if len(buf) > self.max_bytes:
+                yield bytes(buf[:self.max_bytes]), (
+                    f"message longer than the limit of {self.max_bytes} bytes "
+                    "(first bytes kept)")
+                buf.clear()
+                self._skip_to_newline = True
+                return True
+            return False
+        frame = bytes(buf[:nl])
+        del buf[:nl + 1]
+        if len(frame) > self.max_bytes:
+            yield frame[:self.max_bytes], (f"message longer than the limit of "
+                                           f"{self.max_bytes} bytes (first bytes kept)")
+        elif frame.strip():
+            yield frame, None
+        return True
+
+    def close(self) -> Iterator[tuple[bytes, str | None]]:
+        """The unterminated last frame of a closed connection."""
+        if self._buf and not self._skip_bytes and not self._skip_to_newline:
+            data = bytes(self._buf)
+            self._buf.clear()
+            if data.strip():
+                yield data[:self.max_bytes], None if len(data) <= self.max_bytes else (
+                    f"message longer than the limit of {self.max_bytes} bytes")
+
