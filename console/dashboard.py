@@ -1,0 +1,128 @@
+"""The dashboard: alerts over time, by severity and status, top rules, hosts and
+sources, open cases, and time to acknowledge and to resolve.
+
+The page is rendered with the figures and carries the same data in a JSON data
+block (not script) that ``static/js/dashboard.js`` draws with the vendored Chart.js;
+``/dashboard/data.json`` serves it for refreshes.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
+
+from console.alerts import severity_label, status_label
+from console.app import get_store
+from console.i18n import show_time
+from console.permissions import Permission, requires
+from govsoc.events import utcnow
+from store.base import AlertFilter, AlertStatus, CaseFilter, CaseStatus, Severity
+
+bp = Blueprint("dashboard", __name__)
+
+#: range name -> (length, histogram bucket)
+RANGES: dict[str, tuple[timedelta, timedelta]] = {
+    "24h": (timedelta(hours=24), timedelta(hours=1)),
+    "7d": (timedelta(days=7), timedelta(hours=6)),
+    "30d": (timedelta(days=30), timedelta(days=1)),
+}
+TOP = 10
+#: resolved alerts sampled for the time-to-acknowledge/resolve figures
+RESPONSE_SAMPLE = 500
+
+
+def _top(counts: dict[str, int], size: int = TOP) -> list[tuple[str, int]]:
+    items = [(k, v) for k, v in counts.items() if k not in (None, "")]
+    items.sort(key=lambda kv: (-kv[1], str(kv[0])))
+    return items[:size]
+
+
+def _minutes(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "mean": None, "n": 0}
+    return {"median": round(statistics.median(values), 1),
+            "mean": round(statistics.fmean(values), 1), "n": len(values)}
+
+
+def response_times(flt: AlertFilter) -> dict[str, Any]:
+    """Time to acknowledge and to resolve, in minutes, over recently closed alerts.
+
+    The contract has no aggregation for these, so the figures come from the most
+    recent closed alerts (at most ``RESPONSE_SAMPLE``).
+    """
+    store = get_store()
+    closed = store.list_alerts(
+        AlertFilter(statuses=[AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE],
+                    start=flt.start), sort="last_seen", limit=RESPONSE_SAMPLE)
+    ack: list[float] = []
+    resolve: list[float] = []
+    for alert in closed.items:
+        if alert.acknowledged_at:
+            ack.append((alert.acknowledged_at - alert.created_at).total_seconds() / 60)
+        if alert.resolved_at:
+            resolve.append((alert.resolved_at - alert.created_at).total_seconds() / 60)
+    return {"acknowledge": _minutes(ack), "resolve": _minutes(resolve)}
+
+
+def dashboard_data(range_name: str) -> dict[str, Any]:
+    store = get_store()
+    length, bucket = RANGES[range_name]
+    flt = AlertFilter(start=utcnow() - length)
+    by_status = store.count_alerts(flt, by="status")
+    by_severity = store.count_alerts(flt, by="severity")
+    top_rules = _top(store.count_alerts(flt, by="rule_id"))
+    rule_names: dict[str, str] = {}
+    for rule_id, _count in top_rules:
+        sample = store.list_alerts(AlertFilter(rule_ids=[rule_id]), limit=1).items
+        rule_names[rule_id] = sample[0].rule_name if sample else rule_id
+    histogram = store.alert_histogram(flt, bucket)
+    open_cases = store.list_cases(CaseFilter(statuses=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]),
+                                  limit=10)
+    open_alerts = sum(v for k, v in by_status.items() if AlertStatus(k).is_open)
+    return {
+        "range": range_name,
+        "total": sum(by_status.values()),
+        "open_alerts": open_alerts,
+        "by_status": {s.value: by_status.get(s.value, 0) for s in AlertStatus},
+        "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
+        "top_rules": [{"rule_id": r, "name": rule_names[r], "count": c} for r, c in top_rules],
+        "top_hosts": [{"host": h, "count": c}
+                      for h, c in _top(store.count_alerts(flt, by="host"))],
+        "by_source": [{"source": s, "count": c}
+                      for s, c in _top(store.count_alerts(flt, by="source"))],
+        "histogram": [{"start": b.start.isoformat(), "label": show_time(b.start, "MM-dd HH:mm"),
+                       "count": b.count} for b in histogram],
+        "open_cases": {"total": open_cases.total, "items": [
+            {"id": c.id, "title": c.title, "severity": str(c.severity),
+             "status": str(c.status), "url": url_for("cases.detail", case_id=c.id)}
+            for c in open_cases.items]},
+        "response_minutes": response_times(flt),
+        "labels": {
+            "alerts": _("Alerts"),
+            "status": {s.value: status_label(s.value) for s in AlertStatus},
+            "severity": {s.value: severity_label(s.value) for s in Severity},
+        },
+    }
+
+
+def _range() -> str:
+    value = request.args.get("range", "7d")
+    return value if value in RANGES else "7d"
+
+
+@bp.route("/")
+@requires(Permission.DASHBOARD_VIEW)
+def index() -> Any:
+    range_name = _range()
+    return render_template("dashboard.html", data=dashboard_data(range_name),
+                           ranges=list(RANGES), range_name=range_name)
+
+
+@bp.route("/dashboard/data.json")
+@requires(Permission.DASHBOARD_VIEW)
+def data() -> Any:
+    return jsonify(dashboard_data(_range()))
