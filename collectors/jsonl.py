@@ -22,25 +22,29 @@ from govsoc.events import DeadLetter, Event, event_id, get_field, set_field, val
 
 
 def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
-    """Nested form of a document that spells some fields with dotted keys."""
-    if not any("." in key for key in doc) and not any(isinstance(v, dict) for v in doc.values()):
+    """Nested form of a document that spells some fields with dotted keys.
+
+    Nested objects without dotted keys are returned as they are (no copy).
+    """
+    dotted = False
+    for key, value in doc.items():
+        if "." in key:
+            dotted = True
+        elif type(value) is dict:
+            doc[key] = expand_dotted(value)
+    if not dotted:
         return doc
     out: dict[str, Any] = {}
     for key, value in doc.items():
-        if isinstance(value, dict):
+        if type(value) is dict and "." in key:
             value = expand_dotted(value)
-        if "." in key and not key.startswith("."):
-            existing = get_field(out, key)
-            if isinstance(existing, dict) and isinstance(value, dict):
-                existing.update(value)
-            else:
-                set_field(out, key, value)
+        existing = get_field(out, key) if "." in key else out.get(key)
+        if isinstance(existing, dict) and isinstance(value, dict):
+            existing.update(value)
+        elif "." in key and not key.startswith(".") and not key.endswith("."):
+            set_field(out, key, value)
         else:
-            existing = out.get(key)
-            if isinstance(existing, dict) and isinstance(value, dict):
-                existing.update(value)
-            else:
-                out[key] = value
+            out[key] = value
     return out
 
 
@@ -58,10 +62,15 @@ def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
     if not isinstance(doc, dict):
         raise ParseError(f"expected a JSON object, got {type(doc).__name__}", source, line)
     event = expand_dotted(doc)
-    if not get_field(event, "event.id"):
-        set_field(event, "event.id", event_id(f"jsonl:{source}", line))
-    set_field(event, "log.file.path", source)
-    set_field(event, "log.offset", offset)
+    meta = event.get("event")
+    if type(meta) is dict and not meta.get("id"):
+        meta["id"] = event_id(f"jsonl:{source}", line)
+    log = event.get("log")
+    if type(log) is not dict:
+        log = event["log"] = {}
+    if "file" not in log:  # an export keeps the path of the log it came from
+        log["file"] = {"path": source}
+        log["offset"] = offset
     return validate_event(event, source, line)
 
 

@@ -248,6 +248,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("user.changes.name", "keyword"),
     _f("user.effective.name", "keyword"),
     _f("user.effective.id", "keyword"),
+    _f("user.effective.domain", "keyword"),
     _f("group.name", "keyword"),
     _f("group.id", "keyword"),
     _f("group.domain", "keyword"),
@@ -263,12 +264,12 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("process.hash.md5", "keyword"),
     _f("process.hash.sha1", "keyword"),
     _f("process.hash.sha256", "keyword"),
-    _f("user.effective.domain", "keyword"),
     _f("process.pe.original_file_name", "keyword"),
     _f("process.pe.description", "keyword"),
     _f("process.pe.product", "keyword"),
     _f("process.pe.company", "keyword"),
     _f("process.pe.file_version", "keyword"),
+    _f("process.pe.imphash", "keyword"),
     _f("process.parent.pid", "long"),
     _f("process.parent.entity_id", "keyword"),
     _f("process.parent.name", "keyword"),
@@ -284,7 +285,6 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("file.size", "long"),
     _f("file.owner", "keyword"),
     _f("file.uid", "keyword"),
-    _f("process.pe.imphash", "keyword"),
     _f("file.group", "keyword"),
     _f("file.mode", "keyword"),
     _f("file.mtime", "date"),
@@ -294,6 +294,7 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("file.hash.md5", "keyword"),
     _f("file.hash.sha1", "keyword"),
     _f("file.hash.sha256", "keyword"),
+    _f("file.pe.imphash", "keyword"),
     _f("file.target_path", "keyword"),
     _f("registry.path", "keyword"),
     _f("registry.key", "keyword"),
@@ -306,10 +307,14 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("service.type", "keyword"),
     _f("dll.path", "keyword"),
     _f("dll.name", "keyword"),
+    _f("dll.hash.md5", "keyword"),
+    _f("dll.hash.sha1", "keyword"),
+    _f("dll.hash.sha256", "keyword"),
+    _f("dll.pe.imphash", "keyword"),
+    _f("dll.pe.original_file_name", "keyword"),
     _f("rule.id", "keyword"),
     _f("rule.name", "keyword"),
     _f("rule.ruleset", "keyword"),
-    _f("file.pe.imphash", "keyword"),
     _f("rule.description", "keyword"),
     # YARA matches (ECS has only rule.*; the per-rule detail has no ECS home)
     _f("yara.matches", "flattened",
@@ -322,11 +327,6 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("winlog.provider_name", "keyword"),
     _f("winlog.provider_guid", "keyword"),
     _f("winlog.event_id", "keyword"),
-    _f("dll.hash.md5", "keyword"),
-    _f("dll.hash.sha1", "keyword"),
-    _f("dll.hash.sha256", "keyword"),
-    _f("dll.pe.imphash", "keyword"),
-    _f("dll.pe.original_file_name", "keyword"),
     _f("winlog.record_id", "keyword"),
     _f("winlog.computer_name", "keyword"),
     _f("winlog.task", "keyword"),
@@ -339,6 +339,9 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("winlog.user.name", "keyword"),
     _f("winlog.user.domain", "keyword"),
     _f("winlog.activity_id", "keyword"),
+    _f("winlog.related_activity_id", "keyword"),
+    _f("winlog.qualifiers", "keyword", "Qualifiers of a classic event id (the high word).",
+       ecs=False),
     _f("winlog.logon.id", "keyword"),
     _f("winlog.logon.type", "keyword"),
     _f("winlog.user_data", "flattened"),
@@ -354,9 +357,6 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("auditd.data", "flattened"),
     _f("auditd.paths", "flattened"),
     _f("auditd.message_type", "keyword"),
-    _f("winlog.related_activity_id", "keyword"),
-    _f("winlog.qualifiers", "keyword", "Qualifiers of a classic event id (the high word).",
-       ecs=False),
 )
 
 #: Every fixed field, by dotted name.
@@ -379,15 +379,28 @@ EVENT_KINDS = frozenset(
 _FIELD_NAME = re.compile(r"^@?[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
+_TYPE_CACHE: dict[str, FieldType | None] = {}
+
+
 def field_type(name: str) -> FieldType | None:
     """The registered type of a dotted field name, or None when unknown."""
+    try:
+        return _TYPE_CACHE[name]
+    except KeyError:
+        pass
+    found: FieldType | None = None
     known = FIELDS.get(name)
     if known is not None:
-        return known.type
-    for family in DYNAMIC_FIELDS:
-        if name.startswith(family.prefix):
-            return family.type
-    return None
+        found = known.type
+    else:
+        for family in DYNAMIC_FIELDS:
+            if name.startswith(family.prefix):
+                found = family.type
+                break
+    if len(_TYPE_CACHE) > 50_000:  # attacker-chosen names must not grow it forever
+        _TYPE_CACHE.clear()
+    _TYPE_CACHE[name] = found
+    return found
 
 
 def is_valid_field_name(name: str) -> bool:
@@ -401,21 +414,19 @@ _MISSING = object()
 def get_field(event: Mapping[str, Any], name: str, default: Any = None) -> Any:
     """Value of the dotted field ``name`` in ``event``, or ``default``.
 
-    A flat key holding the whole dotted name (``{"source.ip": ...}``) is found too,
-    as exports from some tools mix both spellings.
+    A flat key holding the rest of a dotted name (``{"source.ip": ...}``) is found
+    too, as exports from some tools mix both spellings.
     """
-    value = event.get(name, _MISSING)
-    if value is not _MISSING:
-        return value
     node: Any = event
     parts = name.split(".")
     for i, part in enumerate(parts):
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and not isinstance(node, Mapping):
             return default
         nxt = node.get(part, _MISSING)
         if nxt is _MISSING:
-            rest = ".".join(parts[i:])
-            flat = node.get(rest, _MISSING)
+            if i == len(parts) - 1:
+                return default
+            flat = node.get(".".join(parts[i:]), _MISSING)
             return default if flat is _MISSING else flat
         node = nxt
     return node
@@ -511,11 +522,14 @@ def parse_timestamp(value: Any) -> datetime:
             raise ValueError("empty timestamp")
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        # fromisoformat accepts at most 6 fractional digits
-        match = re.match(r"^(.*?\.\d{6})\d+(.*)$", text)
-        if match:
-            text = match.group(1) + match.group(2)
-        moment = datetime.fromisoformat(text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            # fromisoformat accepts at most 6 fractional digits (nanoseconds are common)
+            match = re.match(r"^(.*?\.\d{6})\d+(.*)$", text)
+            if not match:
+                raise
+            moment = datetime.fromisoformat(match.group(1) + match.group(2))
     else:
         raise ValueError(f"not a timestamp: {type(value).__name__}")
     if moment.tzinfo is None:
@@ -546,23 +560,63 @@ _TYPE_CHECKS: dict[str, tuple[type, ...]] = {
     "object": (dict, list),
     "flattened": (dict, list, str),
 }
+_STRING_TYPES = frozenset({"keyword", "text", "ip", "date", "flattened"})
+_CONTAINER_TYPES = frozenset({"object", "flattened"})
 
 
 def _type_ok(value: Any, type_: str) -> bool:
+    if type(value) is str and type_ in _STRING_TYPES:
+        return True
     allowed = _TYPE_CHECKS.get(type_)
     if allowed is None:
         return True
-    values = value if isinstance(value, list) and type_ not in ("object", "flattened") else [value]
+    values = value if isinstance(value, list) and type_ not in _CONTAINER_TYPES else [value]
     for item in values:
         if item is None:
             continue
-        if type_ in ("long", "integer") and isinstance(item, bool):
-            return False
-        if type_ in ("long", "integer") and isinstance(item, str) and item.lstrip("-").isdigit():
-            continue
+        if type_ in ("long", "integer"):
+            if isinstance(item, bool):
+                return False
+            if isinstance(item, str) and item.lstrip("-").isdigit():
+                continue
         if not isinstance(item, allowed):
             return False
     return True
+
+
+_NOT_STRING = frozenset({"long", "integer", "float", "double", "boolean", "object"})
+_NUMBER_OK = frozenset({"long", "integer", "float", "double", "keyword", "date"})
+
+
+def _check_types(node: dict[str, Any], prefix: str, source: str,
+                 position: str | int) -> None:
+    cache = _TYPE_CACHE
+    for key, value in node.items():
+        name = prefix + key
+        type_ = cache.get(name, _MISSING)
+        if type_ is _MISSING:
+            type_ = field_type(name)
+        kind = type(value)
+        if kind is dict:
+            if type_ is None:
+                _check_types(value, name + ".", source, position)
+            elif type_ not in _CONTAINER_TYPES:
+                raise EventValidationError(name, f"expected {type_}, got an object",
+                                           source, position)
+        elif type_ is None:
+            continue
+        elif kind is str:
+            if type_ in _NOT_STRING and not (
+                    type_ in ("long", "integer") and value.lstrip("-").isdigit()):
+                raise EventValidationError(name, f"expected {type_}, got a string",
+                                           source, position)
+        elif kind is int:
+            if type_ not in _NUMBER_OK:
+                raise EventValidationError(name, f"expected {type_}, got an integer",
+                                           source, position)
+        elif not _type_ok(value, type_):
+            raise EventValidationError(name, f"expected {type_}, got {kind.__name__}",
+                                       source, position)
 
 
 def validate_event(event: Any, source: str = "", position: str | int = "") -> Event:
@@ -575,39 +629,36 @@ def validate_event(event: Any, source: str = "", position: str | int = "") -> Ev
     if not isinstance(event, dict):
         raise EventValidationError("(event)", f"expected a JSON object, got "
                                    f"{type(event).__name__}", source, position)
-    for name in REQUIRED_FIELDS:
-        value = get_field(event, name)
+    meta = event.get("event")
+    if type(meta) is not dict or "@timestamp" not in event:
+        for name in REQUIRED_FIELDS:
+            value = get_field(event, name)
+            if value is None or value == "":
+                raise EventValidationError(name, "required field is missing", source,
+                                           position)
+        raise EventValidationError("event", "expected an object", source, position)
+    for name, value in (("@timestamp", event["@timestamp"]), ("event.kind", meta.get("kind")),
+                        ("event.dataset", meta.get("dataset"))):
         if value is None or value == "":
             raise EventValidationError(name, "required field is missing", source, position)
+    stamp = event["@timestamp"]
     try:
-        stamp = parse_timestamp(get_field(event, "@timestamp"))
+        if type(stamp) is str and len(stamp) == 27 and _CANONICAL.match(stamp):
+            datetime.fromisoformat(stamp[:-1])  # already in the one spelling: check only
+        else:
+            event["@timestamp"] = format_timestamp(parse_timestamp(stamp))
     except (ValueError, OverflowError, OSError) as exc:
         raise EventValidationError("@timestamp", f"not a valid timestamp ({exc})",
                                    source, position) from None
-    event["@timestamp"] = format_timestamp(stamp)
-    kind = get_field(event, "event.kind")
+    kind = meta["kind"]
     if kind not in EVENT_KINDS:
         raise EventValidationError("event.kind", f"{kind!r} is not an ECS event kind "
                                    f"({', '.join(sorted(EVENT_KINDS))})", source, position)
-    for name, value in iter_leaves_with_lists(event):
-        type_ = field_type(name)
-        if type_ is not None and not _type_ok(value, type_):
-            raise EventValidationError(name, f"expected {type_}, got {type(value).__name__}",
-                                       source, position)
+    _check_types(event, "", source, position)
     return event
 
 
-def iter_leaves_with_lists(event: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """Dotted name and value of every leaf, lists kept whole (for type checks)."""
-    stack: list[tuple[str, Any]] = [("", event)]
-    while stack:
-        prefix, node = stack.pop()
-        if isinstance(node, Mapping) and (not prefix or field_type(prefix) not in (
-                "object", "flattened")):
-            for key, value in node.items():
-                stack.append((f"{prefix}.{key}" if prefix else str(key), value))
-        else:
-            yield prefix, node
+_CANONICAL = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 @dataclass

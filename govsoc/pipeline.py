@@ -110,9 +110,9 @@ class Pipeline:
         stats.rejected += len(rejected)
         if result.new_ids:
             new_ids = set(result.new_ids)
-            fresh = [e for e in events if get_field(e, "event.id") in new_ids]
+            fresh = [e for e in events if e["event"]["id"] in new_ids]
             for event in fresh:
-                stats.by_dataset[str(get_field(event, "event.dataset"))] += 1
+                stats.by_dataset[event["event"]["dataset"]] += 1
             if self.detectors:
                 self._detect(fresh)
         if batch.checkpoint is not None:

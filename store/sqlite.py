@@ -84,6 +84,7 @@ PROMOTED: dict[str, str] = {
 
 #: Text fields fed to the full-text index, from the field registry.
 TEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in FIELDS.values() if f.text)
+_TEXT_PATHS: tuple[tuple[str, ...], ...] = tuple(tuple(n.split(".")) for n in TEXT_FIELDS)
 
 _MIGRATIONS: list[list[str]] = [
     # 1: the initial schema
@@ -224,8 +225,12 @@ def _json_path(name: str) -> str:
 
 def _text_body(event: Mapping[str, Any]) -> str:
     parts: list[str] = []
-    for name in TEXT_FIELDS:
-        value = get_field(event, name)
+    for path in _TEXT_PATHS:
+        value: Any = event
+        for part in path:
+            value = value.get(part) if type(value) is dict else None
+            if value is None:
+                break
         if value is None:
             continue
         if isinstance(value, list):
@@ -397,65 +402,61 @@ class SQLiteStore(Store):
             return result
         rows: list[tuple[Any, ...]] = []
         texts: list[str] = []
-        seen: set[str] = set()
         ids: list[str] = []
+        seen: set[str] = set()
         for event in events:
-            eid = get_field(event, "event.id")
-            if not eid:
-                raise QueryError("an event without event.id cannot be stored")
-            eid = str(eid)
+            eid = _event_id_of(event)
             if eid in seen:
                 result.duplicates += 1
                 continue
             seen.add(eid)
             ids.append(eid)
+            ev = event["event"]
+            host = event.get("host")
+            user = event.get("user")
+            src = event.get("source")
+            dst = event.get("destination")
+            rows.append((
+                eid,
+                _micros(event["@timestamp"]),
+                ev.get("dataset"),
+                host.get("name") if type(host) is dict else None,
+                _scalar(user.get("name")) if type(user) is dict else None,
+                src.get("ip") if type(src) is dict else None,
+                dst.get("ip") if type(dst) is dict else None,
+                _scalar(ev.get("code")),
+                orjson.dumps(event, default=str).decode(),
+            ))
+            if self.fulltext:
+                texts.append(_text_body(event))
         try:
             with self._write() as conn:
-                known: set[str] = set()
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    known.update(r[0] for r in conn.execute(
-                        f"SELECT id FROM events WHERE id IN ({marks})", chunk))
-                fresh: set[str] = set()
-                for event in events:
-                    eid = str(get_field(event, "event.id"))
-                    if eid in known or eid in fresh:
-                        continue
-                    fresh.add(eid)
-                    ev = event.get("event", {})
-                    host = event.get("host")
-                    user = event.get("user")
-                    src = event.get("source")
-                    dst = event.get("destination")
-                    rows.append((
-                        eid,
-                        timestamp_micros(event["@timestamp"]),
-                        ev.get("dataset"),
-                        host.get("name") if isinstance(host, dict) else None,
-                        _scalar(user.get("name")) if isinstance(user, dict) else None,
-                        src.get("ip") if isinstance(src, dict) else None,
-                        dst.get("ip") if isinstance(dst, dict) else None,
-                        _scalar(ev.get("code")),
-                        orjson.dumps(event, default=str).decode(),
-                    ))
-                    if self.fulltext:
-                        texts.append(_text_body(event))
-                    result.new_ids.append(eid)
-                if rows:
-                    cur = conn.execute("SELECT coalesce(max(seq), 0) FROM events")
-                    first_seq = cur.fetchone()[0] + 1
-                    conn.executemany(
-                        "INSERT INTO events (id, ts, dataset, host, user_name, source_ip, "
-                        "destination_ip, code, doc) VALUES (?,?,?,?,?,?,?,?,?)", rows)
-                    if self.fulltext:
-                        conn.executemany(
-                            "INSERT INTO events_text (rowid, body) VALUES (?, ?)",
-                            zip(range(first_seq, first_seq + len(texts)), texts, strict=True))
+                first_seq = conn.execute(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM events").fetchone()[0]
+                before = conn.total_changes
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (id, ts, dataset, host, user_name, source_ip, "
+                    "destination_ip, code, doc) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                inserted = conn.total_changes - before
+                if inserted == len(rows):
+                    result.new_ids = ids
+                    seqs: Iterable[int] = range(first_seq, first_seq + len(ids))
+                    bodies = texts
+                else:
+                    # some ids were stored before: find which rows are new, by their seq
+                    new_seq = dict(conn.execute(
+                        "SELECT id, seq FROM events WHERE seq >= ?", [first_seq]).fetchall())
+                    keep = [i for i, eid in enumerate(ids) if eid in new_seq]
+                    result.new_ids = [ids[i] for i in keep]
+                    seqs = [new_seq[ids[i]] for i in keep]
+                    bodies = [texts[i] for i in keep] if self.fulltext else []
+                if self.fulltext and result.new_ids:
+                    conn.executemany("INSERT INTO events_text (rowid, body) VALUES (?, ?)",
+                                     zip(seqs, bodies, strict=True))
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
         result.stored = len(result.new_ids)
-        result.duplicates += len(ids) - len(result.new_ids)
+        result.duplicates += len(ids) - result.stored
         return result
 
     def _event_where(self, query: EventQuery) -> tuple[list[str], list[Any]]:
@@ -1192,6 +1193,23 @@ _ALERT_ROW = ("id", "rule_id", "rule_name", "severity", "severity_rank", "status
               "doc")
 _CASE_ROW = ("id", "title", "description", "severity", "tlp", "status", "created_by",
              "created_at", "updated_at", "version", "assignee", "closed_at", "doc")
+
+
+def _micros(stamp: Any) -> int:
+    """Microseconds since the epoch; fast for the canonical ``...T..:..:..ffffffZ``."""
+    if type(stamp) is str and len(stamp) == 27 and stamp[-1] == "Z":
+        moment = datetime.fromisoformat(stamp[:-1])
+        return (int(moment.replace(tzinfo=UTC).timestamp()) * 1_000_000
+                + moment.microsecond)
+    return timestamp_micros(stamp)
+
+
+def _event_id_of(event: Mapping[str, Any]) -> str:
+    meta = event.get("event")
+    eid = meta.get("id") if type(meta) is dict else get_field(event, "event.id")
+    if not eid:
+        raise QueryError("an event without event.id cannot be stored")
+    return str(eid)
 
 
 def _scalar(value: Any) -> Any:

@@ -67,6 +67,9 @@ def test_insert_is_idempotent(store):
     assert mixed.stored == 5 and mixed.duplicates == 20
     store.refresh()
     assert store.count_events(EventQuery()) == 25
+    # the new events of a batch that also held known ones are searchable by text
+    hits = store.search_events(EventQuery(text="number 22")).items
+    assert [e["message"] for e in hits] == ["request number 22 from portal"]
 
 
 def test_duplicate_inside_one_batch_is_stored_once(store):
