@@ -65,7 +65,7 @@ def save_user(user: User, **changes: Any) -> User:
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
-    if request.method == "GET":
+    if request.method != "POST":
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
