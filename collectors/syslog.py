@@ -515,3 +515,49 @@ class StreamFramer:
                 yield data[:self.max_bytes], None if len(data) <= self.max_bytes else (
                     f"message longer than the limit of {self.max_bytes} bytes")
 
+
+
+# -- configuration: inputs.syslog ------------------------------------------------
+
+LISTENER_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["protocol", "port"],
+    "properties": {
+        "protocol": {"enum": ["udp", "tcp", "tls"]},
+        "host": {"type": "string"},
+        "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+        "tls_cert": {"type": ["string", "null"]},
+        "tls_key": {"type": ["string", "null"]},
+        "timezone": {"type": ["string", "null"]},
+        "queue_size": {"type": "integer", "minimum": 1},
+        "max_message_bytes": {"type": "integer", "minimum": 1024},
+    },
+}
+CONFIG_SCHEMA: dict[str, Any] = {"type": "array", "items": LISTENER_SCHEMA}
+
+
+def receiver_from_config(listeners: list[dict[str, Any]], *, batch_size: int =
+                         DEFAULT_BATCH_SIZE, name: str = "syslog") -> SyslogReceiver:
+    """One receiver for the ``inputs.syslog`` listeners of ``govsoc.yml``.
+
+    Zone, queue size and message limit are per receiver: the first listener that
+    names one sets it.
+    """
+    def first(key: str, default: Any) -> Any:
+        return next((item[key] for item in listeners if item.get(key) is not None), default)
+
+    return SyslogReceiver(
+        [Listener(item["protocol"], item.get("host", "0.0.0.0"), int(item["port"]),  # noqa: S104
+                  item.get("tls_cert"), item.get("tls_key")) for item in listeners],
+        name=name, timezone=first("timezone", None),
+        queue_size=int(first("queue_size", DEFAULT_QUEUE_SIZE)),
+        max_message_bytes=int(first("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES)),
+        batch_size=batch_size)
+
+
+def _register() -> None:
+    from govsoc.config import register_section
+
+    register_section("inputs.syslog", CONFIG_SCHEMA, [])
+
+
+_register()

@@ -326,3 +326,43 @@ class FileTailer:
             tracked.offset = tracked.line = 0
             tracked.parser = self._new_parser(tracked.kind, tracked.source)
             yield from self._read(tracked, final=False)
+
+
+# -- configuration: inputs.tail ---------------------------------------------------
+
+TAIL_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["paths", "format"],
+    "properties": {
+        "paths": {"type": "array", "items": {"type": "string", "minLength": 1},
+                  "minItems": 1},
+        "format": {"enum": list(FORMATS)},
+        "timezone": {"type": ["string", "null"]},
+        "start_at": {"enum": ["beginning", "end"]},
+        "poll_seconds": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+CONFIG_SCHEMA: dict[str, Any] = {"type": "array", "items": TAIL_SCHEMA}
+
+
+def tailer_from_config(item: Mapping[str, Any], checkpoints: Mapping[str, Mapping[str, Any]],
+                       *, batch_size: int = DEFAULT_BATCH_SIZE,
+                       max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> FileTailer:
+    """A tailer for one ``inputs.tail`` entry; ``checkpoints`` from the store."""
+    return FileTailer(list(item["paths"]), item["format"], checkpoints=checkpoints,
+                      timezone=item.get("timezone"), start_at=item.get("start_at", "beginning"),
+                      poll_seconds=float(item.get("poll_seconds", 0.25)),
+                      batch_size=batch_size, max_line_bytes=max_line_bytes)
+
+
+def tail_checkpoints(saved: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The tail checkpoints among all stored ones (``store.list_checkpoints()``)."""
+    return {k: v for k, v in saved.items() if k.startswith(CHECKPOINT_PREFIX)}
+
+
+def _register() -> None:
+    from govsoc.config import register_section
+
+    register_section("inputs.tail", CONFIG_SCHEMA, [])
+
+
+_register()
