@@ -73,6 +73,12 @@ _RSTOS0 = re.compile(r"\^?S[^HAFGIQ]*R.*")
 FlowKey = tuple[bytes, int, bytes, int, int]
 
 
+def _is_group_address(addr: bytes) -> bool:
+    if len(addr) == 4:
+        return addr == b"\xff\xff\xff\xff" or 224 <= addr[0] <= 239
+    return addr[0] == 0xFF
+
+
 class Flow:
     """One connection: endpoints, counters, TCP state and the protocol parser on it."""
 
@@ -243,7 +249,9 @@ class FlowTable:
         if proto == PROTO_TCP:
             flip = d.flags & (SYN | ACK) == (SYN | ACK)
         elif proto == PROTO_UDP:
-            flip = sport in LIKELY_SERVER_PORTS and dport not in LIKELY_SERVER_PORTS
+            # a packet to a broadcast or multicast address is never the reply
+            flip = sport in LIKELY_SERVER_PORTS and dport not in LIKELY_SERVER_PORTS and \
+                not _is_group_address(d.dst)
         elif proto in (PROTO_ICMP, PROTO_ICMPV6):
             # a reply seen first: the originator is the other side
             flip = sport not in _ICMP_REQUESTS and sport != dport and (
@@ -296,7 +304,11 @@ class FlowTable:
             top = (d.seq + 1) & 0xFFFFFFFF
         else:
             if state == INACTIVE:
-                state = PARTIAL
+                # the ACK completing a handshake whose SYN was not captured
+                if peer == SYN_ACK_SENT and flags & ACK:
+                    state = peer = ESTABLISHED
+                else:
+                    state = PARTIAL
             elif state == SYN_ACK_SENT and flags & ACK and peer != INACTIVE:
                 state = ESTABLISHED
             if flags & FIN:

@@ -28,7 +28,8 @@ METHODS = frozenset({
 })
 #: the first bytes of a request, to recognise HTTP on any port
 REQUEST_PREFIXES = tuple(m + b" " for m in METHODS)
-_REQUEST_LINE = re.compile(rb"^([A-Za-z_\-]{1,32}) +(\S*) *(?:HTTP/(\d+\.\d+))?\s*$")
+# the URI may hold raw spaces (seen from broken clients); the version ends the line
+_REQUEST_LINE = re.compile(rb"^([A-Za-z_\-]{1,32}) +(.*?) *(?: HTTP/(\d+\.\d+))?\s*$")
 _STATUS_LINE = re.compile(rb"^HTTP/(\d+\.\d+) +(\d{3})(?: (.*))?$")
 _CHUNK_SIZE = re.compile(rb"^\s*([0-9A-Fa-f]+)")
 
