@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import sys
 
 import pytest
 
@@ -21,6 +22,7 @@ def _conformance():
                                                   REPO / "bench" / "conformance_pcap.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
