@@ -392,6 +392,7 @@ class PlaybookEngine:
             return "wait"
         record.status = R.STEP_RUNNING
         record.started_at = record.started_at or now_text()
+        record.attempts += 1
         # the record says "running" in the store before anything happens outside, so a
         # crash here leaves a trace that resume_interrupted picks up
         self.runs.save(run)
@@ -399,8 +400,12 @@ class PlaybookEngine:
                     after={"action": step.action, "inputs": params, "dry_run": run.dry_run})
         attempts_left = step.retries + 1
         delay = step.retry_delay
+        first = True
         while True:
-            record.attempts += 1
+            if not first:
+                record.attempts += 1
+                self.runs.save(run)
+            first = False
             ctx = self._context(run, step, variables)
             try:
                 output = self._call(action, params, ctx, step.timeout, run.dry_run)

@@ -47,9 +47,12 @@ def post_json(action: str, url: str, payload: Any, *, timeout: float,
         raise ActionError(action, f"{url} answered HTTP {exc.code} {exc.reason}: "
                           f"{detail[:300]}", retryable=retryable) from None
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise ActionError(action, f"{url} timed out after {round(timeout, 1):g}s",
+                              retryable=True) from None
         raise ActionError(action, f"cannot reach {url}: {exc.reason}", retryable=True) from None
     except TimeoutError:
-        raise ActionError(action, f"{url} did not answer within {timeout:.0f}s",
+        raise ActionError(action, f"{url} timed out after {round(timeout, 1):g}s",
                           retryable=True) from None
     except OSError as exc:
         raise ActionError(action, f"cannot reach {url}: {exc}", retryable=True) from None

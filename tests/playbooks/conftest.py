@@ -28,7 +28,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            async def handle_DATA(self, server, session, envelope):
                 sink.messages.append({"from": envelope.mail_from,
                                       "to": list(envelope.rcpt_tos),
                                       "data": envelope.content})
@@ -55,7 +55,7 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
                 receiver.calls.append({"path": self.path, "headers": dict(self.headers),
