@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from govsoc.errors import EventValidationError
 
@@ -593,9 +593,8 @@ def _check_types(node: dict[str, Any], prefix: str, source: str,
     cache = _TYPE_CACHE
     for key, value in node.items():
         name = prefix + key
-        type_ = cache.get(name, _MISSING)
-        if type_ is _MISSING:
-            type_ = field_type(name)
+        cached = cache.get(name, _MISSING)
+        type_ = field_type(name) if cached is _MISSING else cast("FieldType | None", cached)
         kind = type(value)
         if kind is dict:
             if type_ is None:

@@ -35,9 +35,9 @@ def cli(ctx: click.Context, config_path: str | None, data_dir: str | None,
 
 
 def _register() -> None:
-    from govsoc.cli import alerts, core, demo, ingest, search
+    from govsoc.cli import alerts, core, demo, ingest, run, search
 
-    for module in (core, ingest, search, alerts, demo):
+    for module in (core, ingest, search, alerts, demo, run):
         for command in module.COMMANDS:
             cli.add_command(command)
     _register_optional()

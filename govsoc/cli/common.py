@@ -46,6 +46,9 @@ class AppContext:
     @property
     def config(self) -> Config:
         if self._config is None:
+            from govsoc.service import import_input_sections
+
+            import_input_sections()
             self._config = load_config(self.config_path, data_dir=self.data_dir)
             log = self._config.section("log")
             setup_logging("debug" if self.verbose else log.get("level", "info"),
