@@ -73,7 +73,7 @@ from govsoc.errors import RuleError
 log = logging.getLogger("govsoc.detection.sigma")
 
 #: Bumped whenever generated code changes meaning; part of the rule-cache key.
-ENGINE_VERSION = "govsoc-sigma-3"
+ENGINE_VERSION = "govsoc-sigma-4"
 
 #: Shortest literal worth giving the prefilter (shorter ones occur everywhere).
 MIN_LITERAL = 3
@@ -115,17 +115,34 @@ class _TimedRegex:
             return None
 
 
-def compile_regex(pattern: str) -> tuple[Callable[[str], Any], bool]:
-    """A search function for ``pattern`` and whether it runs in linear time (re2)."""
+def _re2_tester(compiled: Any) -> Callable[[str], bool]:
+    """A boolean search that calls re2 directly: the wrapper's match objects cost more
+    than the search itself."""
     try:
-        return re2.compile(pattern, _RE2_OPTIONS).search, True
+        match = compiled._regexp.Match
+        unanchored = re2._Anchor.UNANCHORED
+        null = re2._NULL_SPAN
+    except AttributeError:  # a future binding without these internals
+        return lambda text: compiled.search(text) is not None
+
+    def test(text: str) -> bool:
+        data = text.encode("utf-8", "surrogatepass")
+        return bool(match(unanchored, data, 0, len(data))[0] != null)
+
+    return test
+
+
+def compile_regex(pattern: str) -> tuple[Callable[[str], bool], bool]:
+    """A search test for ``pattern`` and whether it runs in linear time (re2)."""
+    try:
+        return _re2_tester(re2.compile(pattern, _RE2_OPTIONS)), True
     except re2.error:
         pass
     try:
         timed = _TimedRegex(pattern)
     except regex.error as exc:
         raise RuleCompileError(f"invalid regular expression {pattern!r}: {exc}") from exc
-    return timed.search, False
+    return (lambda text: timed.search(text) is not None), False
 
 
 def _regex_test(pattern: str) -> Callable[[Any], bool]:
@@ -138,7 +155,7 @@ def _regex_test(pattern: str) -> Callable[[Any], bool]:
             return any(test(v) for v in value)
         if not isinstance(value, str):
             value = _text(value)
-        return search(value) is not None
+        return search(value)
 
     return test
 
@@ -261,15 +278,17 @@ def _cased(value: Any, test: Callable[[str], bool]) -> bool:
 
 
 def _glob_test(pattern: str) -> Callable[[str], bool]:
-    search, _ = compile_regex(pattern)
+    return compile_regex(pattern)[0]
 
-    def test(value: str) -> bool:
-        return search(value) is not None
 
-    return test
+def _any_of(literals: list[str]) -> Callable[[str], bool]:
+    """Whether any literal occurs in a string: one linear re2 scan for many literals."""
+    return _re2_tester(re2.compile("|".join(re2.escape(lit) for lit in literals),
+                                   _RE2_OPTIONS))
 
 
 RUNTIME: dict[str, Any] = {
+    "_anyof": _any_of,
     "_regex": _regex_test, "_cidr": _cidr_test, "_cmp": _compare_test,
     "_tspart": _timestamp_part_test, "_fref": _field_ref, "_kw": _keyword,
     "_cased": _cased, "_glob": _glob_test,
@@ -298,6 +317,8 @@ class CompiledRule:
     literals: list[str] | None
     warnings: list[str] = field(default_factory=list)
     code: bytes = b""
+    #: the rule searches values without naming a field (looks at every field)
+    keywords: bool = False
     #: the rule's ``name`` (what correlation rules refer to)
     name: str | None = None
     #: False when only correlation rules should use this rule's matches
@@ -344,8 +365,13 @@ def _longest_literal(value: SigmaString) -> str | None:
     runs = [p.lower() for p in _segments(value) if isinstance(p, str)]
     if not runs:
         return None
-    best = max(runs, key=len)
-    return best if len(best) >= MIN_LITERAL else None
+    best = max(runs, key=_selectivity)
+    return best if _selectivity(best) >= MIN_LITERAL else None
+
+
+def _selectivity(literal: str) -> int:
+    """Characters outside ASCII (emoji, other scripts) are rare: count them thrice."""
+    return len(literal) + 2 * sum(1 for ch in literal if ord(ch) > 127)
 
 
 class _Codegen:
@@ -355,6 +381,7 @@ class _Codegen:
         self.var = 0
         self.fields: list[str] = []
         self.warnings: list[str] = []
+        self.keywords_used = False
 
     def const(self, expr: str) -> str:
         name = f"_c{len(self.consts)}"
@@ -370,6 +397,9 @@ class _Codegen:
         if isinstance(node, ConditionAND):
             return "(" + " and ".join(self.node(a) for a in node.args) + ")"
         if isinstance(node, ConditionOR):
+            grouped = self.grouped_or(node.args)
+            if grouped is not None:
+                return grouped
             return "(" + " or ".join(self.node(a) for a in node.args) + ")"
         if isinstance(node, ConditionNOT):
             return "(not " + self.node(node.args[0]) + ")"
@@ -380,6 +410,73 @@ class _Codegen:
         if isinstance(node, ConditionValueExpression):
             return self.keyword(node.value)
         raise RuleCompileError(f"unsupported condition element {type(node).__name__}", self.path)
+
+    def grouped_or(self, args: Sequence[Any]) -> str | None:
+        """One field tested against many plain values: one lookup, C-level tests."""
+        if len(args) < 2:
+            return None
+        name = None
+        values: list[Any] = []
+        for arg in args:
+            if not isinstance(arg, ConditionFieldEqualsValueExpression):
+                return None
+            if name is None:
+                name = arg.field
+            elif arg.field != name:
+                return None
+            value = arg.value
+            flat = value.values if isinstance(value, SigmaExpansion) else [value]
+            for v in flat:
+                if isinstance(v, SigmaCasedString) or not isinstance(v, SigmaString | SigmaNumber):
+                    return None
+                values.append(v)
+        assert name is not None
+        if name not in self.fields:
+            self.fields.append(name)
+        star = SpecialChars.WILDCARD_MULTI
+        equal: list[str] = []
+        starts: list[str] = []
+        ends: list[str] = []
+        contains: list[str] = []
+        others: list[SigmaString] = []
+        for v in values:
+            if isinstance(v, SigmaNumber):
+                equal.append(_text(v.number).lower())
+                continue
+            segs = [x.lower() if isinstance(x, str) else x for x in _segments(v)]
+            if not segs:
+                equal.append("")
+            elif all(isinstance(x, str) for x in segs):
+                equal.append(str(segs[0]))
+            elif len(segs) == 2 and segs[0] == star and isinstance(segs[1], str):
+                ends.append(segs[1])
+            elif len(segs) == 2 and segs[1] == star and isinstance(segs[0], str):
+                starts.append(segs[0])
+            elif (len(segs) == 3 and segs[0] == star and segs[2] == star
+                  and isinstance(segs[1], str)):
+                contains.append(segs[1])
+            else:
+                others.append(v)
+
+        def test(x: str) -> str:
+            parts: list[str] = []
+            if equal:
+                parts.append(f"{x} == {equal[0]!r}" if len(equal) == 1
+                             else f"{x} in {self.const(repr(frozenset(equal)))}")
+            if starts:
+                parts.append(f"{x}.startswith({self.const(repr(tuple(starts)))})")
+            if ends:
+                parts.append(f"{x}.endswith({self.const(repr(tuple(ends)))})")
+            if contains:
+                if len(contains) <= 4:
+                    parts.extend(f"({c!r} in {x})" for c in contains)
+                else:
+                    fn = self.const(f"_anyof({sorted(set(contains))!r})")
+                    parts.append(f"{fn}({x})")
+            parts.extend(self.string_test(o, x, lower=True) for o in others)
+            return "(" + " or ".join(parts) + ")"
+
+        return self.on_lower(repr(name), test)
 
     # -- string tests on a lower-cased (or raw, for cased) string variable
     def string_test(self, value: SigmaString, x: str, lower: bool) -> str:
@@ -474,6 +571,7 @@ class _Codegen:
                 f"({v}.__class__ is tuple and any({test(y)} for {y} in {v})))")
 
     def keyword(self, value: Any) -> str:
+        self.keywords_used = True
         if isinstance(value, SigmaExpansion):
             return "(" + " or ".join(self.keyword(v) for v in value.values) + ")"
         if isinstance(value, SigmaCasedString):
@@ -512,7 +610,7 @@ def required_literals(node: Any) -> set[str] | None:
             sub = required_literals(arg)
             if not sub:
                 continue
-            key = (min(len(s) for s in sub), -len(sub))
+            key = (min(_selectivity(s) for s in sub), -len(sub))
             if best is None or key > best_key:
                 best, best_key = sub, key
         return best
@@ -535,6 +633,11 @@ def _value_literals(value: Any) -> set[str] | None:
     if isinstance(value, SigmaString):
         lit = _longest_literal(value)
         return {lit} if lit else None
+    if isinstance(value, SigmaRegularExpression):
+        pattern = value.regexp.to_plain() if isinstance(value.regexp, SigmaString) \
+            else str(value.regexp)
+        lit = regex_literal(pattern)
+        return {lit} if lit else None
     if isinstance(value, SigmaTimestampPart):
         return None
     if isinstance(value, SigmaNumber):
@@ -543,6 +646,55 @@ def _value_literals(value: Any) -> set[str] | None:
     if isinstance(value, SigmaBool):
         return {"true" if value.boolean else "false"}
     return None
+
+
+def _regex_runs(parsed: Any) -> list[str]:
+    """Literal runs every match of a parsed regex contains."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    runs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            runs.append("".join(current))
+            current.clear()
+
+    for op, av in parsed:
+        if op is c.LITERAL:
+            current.append(chr(av))
+        elif op is c.AT:
+            continue
+        elif op is c.SUBPATTERN:
+            inner = list(av[3])
+            if all(o is c.LITERAL for o, _ in inner):
+                current.extend(chr(a) for _, a in inner)
+            else:
+                flush()
+                runs.extend(_regex_runs(av[3]))
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            flush()
+            if av[0] >= 1:
+                runs.extend(_regex_runs(av[2]))
+        else:
+            flush()
+    flush()
+    return runs
+
+
+def regex_literal(pattern: str) -> str | None:
+    """The most selective literal every match of ``pattern`` contains (lower-cased)."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        runs = _regex_runs(_parser.parse(pattern))
+    except (re.error, ValueError, TypeError, IndexError, OverflowError, RecursionError):
+        return None
+    runs = [r.lower() for r in runs if r]
+    if not runs:
+        return None
+    best = max(runs, key=_selectivity)
+    return best if _selectivity(best) >= MIN_LITERAL else None
 
 
 # --------------------------------------------------------------------------- entry point
@@ -582,7 +734,7 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         product=rule.logsource.product, category=rule.logsource.category,
         service=rule.logsource.service, path=where, source=source, fields=gen.fields,
         literals=literals, warnings=gen.warnings, code=marshal.dumps(code),
-        name=getattr(rule, "name", None))
+        name=getattr(rule, "name", None), keywords=gen.keywords_used)
     # execute once now so constant errors (bad CIDR, bad regex) surface at compile time
     try:
         compiled._predicate = load_predicate(compiled.code)

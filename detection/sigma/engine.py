@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detection.sigma.compiler import CompiledRule, Predicate
-from detection.sigma.eventview import BULKY_FIELDS, build_view
+from detection.sigma.eventview import BULKY_FIELDS, FieldPlan, keyword_view
 from detection.sigma.prefilter import Prefilter
-from detection.sigma.routing import EventKey, RouteSpec, event_key, route_for
+from detection.sigma.routing import EventKey, RouteSpec, route_for
 from detection.sigma.ruleset import RuleSet
 from govsoc.events import Event, get_field, parse_timestamp, utcnow
 from store.base import NewAlert, Severity, Suppression
@@ -55,10 +55,29 @@ def group_key(rule: CompiledRule, raw: dict[str, Any]) -> str:
 
 
 class _Route:
-    __slots__ = ("fields", "prefilter")
+    """The rules of one routing key: field plan and prefilters."""
 
-    def __init__(self, prefilter: Prefilter) -> None:
+    __slots__ = ("keyword_prefilter", "plan", "prefilter")
+
+    def __init__(self, prefilter: Prefilter, plan: FieldPlan,
+                 keyword_prefilter: Prefilter | None) -> None:
         self.prefilter = prefilter
+        self.plan = plan
+        #: rules searching values without a field (see eventview.keyword_view)
+        self.keyword_prefilter = keyword_prefilter
+
+
+def event_key_of(event: Event) -> EventKey:
+    """The routing key straight from the nested event."""
+    ev = event.get("event")
+    dataset = ev.get("dataset") if ev.__class__ is dict else None
+    winlog = event.get("winlog")
+    if winlog.__class__ is not dict:
+        return (dataset, None, None)
+    channel = winlog.get("channel")
+    eid = winlog.get("event_id")
+    return (dataset, channel.lower() if channel.__class__ is str else None,
+            None if eid is None else str(eid))
 
 
 class SigmaDetector:
@@ -74,6 +93,7 @@ class SigmaDetector:
         self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service)
                                        for r in self.rules]
         self.severities = [Severity.parse(r.level) for r in self.rules]
+        self.keyword_rules = [r.keywords for r in self.rules]
         self._routes: dict[EventKey, _Route] = {}
         used = {f for r in self.rules for f in r.fields}
         self.skip = frozenset(f for f in BULKY_FIELDS if f not in used)
@@ -90,54 +110,77 @@ class SigmaDetector:
         route = self._routes.get(key)
         if route is None:
             members = [i for i, spec in enumerate(self.specs) if spec.accepts(key)]
-            route = _Route(Prefilter.build(members, self.literals))
+            plain = [i for i in members if not self.keyword_rules[i]]
+            keyword = [i for i in members if self.keyword_rules[i]]
+            plan = FieldPlan(f for i in members for f in self.rules[i].fields)
+            keyword_prefilter = None
+            if keyword:
+                keyword_prefilter = Prefilter.build(keyword, self.literals)
+            route = _Route(Prefilter.build(plain, self.literals), plan, keyword_prefilter)
             if len(self._routes) > 65536:
                 self._routes.clear()
             self._routes[key] = route
         return route
 
-    def match_view(self, low: dict[str, Any], raw: dict[str, Any], text: str) -> list[int]:
-        """Numbers of the rules matching one event's view."""
-        route = self._route(event_key(raw))
+    def _evaluate(self, event: Event) -> list[int]:
+        route = self._route(event_key_of(event))
+        low, raw, text = route.plan.view(event)
         preds = self.predicates
         out: list[int] = []
+        if route.keyword_prefilter is not None:
+            kw_low, kw_raw, kw_text = keyword_view(event)
+            keyword = route.keyword_prefilter.candidates(text + "\x00" + kw_text)
+            if keyword:
+                full_low = {**low, **kw_low}
+                full_raw = {**raw, **kw_raw}
+                for n in keyword:
+                    if self._run(preds[n], n, full_low, full_raw, event):
+                        out.append(n)
         for n in route.prefilter.candidates(text):
-            try:
-                if preds[n](low, raw):
-                    out.append(n)
-            except Exception as exc:
-                self.errors += 1
-                if self.errors <= 20:
-                    log.warning("rule %s failed on event %s: %s", self.rules[n].rule_id,
-                                raw.get("event.id"), exc)
+            if self._run(preds[n], n, low, raw, event):
+                out.append(n)
+        if len(out) > 1:
+            out.sort()
         return out
+
+    def _run(self, predicate: Predicate, n: int, low: dict[str, Any], raw: dict[str, Any],
+             event: Event) -> bool:
+        try:
+            return predicate(low, raw)
+        except Exception as exc:  # a rule must never stop the stream
+            self.errors += 1
+            if self.errors <= 20:
+                log.warning("rule %s failed on event %s: %s", self.rules[n].rule_id,
+                            get_field(event, "event.id"), exc)
+            return False
+
+    def match_numbers(self, event: Event) -> list[int]:
+        """Numbers of the rules an event matches."""
+        return self._evaluate(event)
 
     def match_event(self, event: Event) -> list[CompiledRule]:
         """The rules an event matches (all of them, whatever their ``generate``)."""
-        low, raw, text = build_view(event, self.skip)
-        return [self.rules[n] for n in self.match_view(low, raw, text)]
+        return [self.rules[n] for n in self._evaluate(event)]
 
-    def iter_matches(self, events: Iterable[Event]
-                     ) -> Iterator[tuple[Event, dict[str, Any], list[int]]]:
-        """``(event, raw view, rule numbers)`` for every event that matched something."""
-        skip = self.skip
+    def iter_matches(self, events: Iterable[Event]) -> Iterator[tuple[Event, list[int]]]:
+        """``(event, rule numbers)`` for every event that matched something."""
+        evaluate = self._evaluate
         for event in events:
-            low, raw, text = build_view(event, skip)
-            hits = self.match_view(low, raw, text)
+            hits = evaluate(event)
             if hits:
-                yield event, raw, hits
+                yield event, hits
 
     # ------------------------------------------------------------------ Detector
     def detect(self, events: Sequence[Event]) -> list[NewAlert]:
         alerts: list[NewAlert] = []
-        for event, raw, hits in self.iter_matches(events):
+        for event, hits in self.iter_matches(events):
             for n in hits:
                 rule = self.rules[n]
                 if self.correlator is not None:
-                    alerts.extend(self.correlator.observe(rule, event, raw))
-                if not rule.generate or self._suppressed(rule.rule_id, raw):
+                    alerts.extend(self.correlator.observe(rule, event))
+                if not rule.generate or self._suppressed(rule.rule_id, event):
                     continue
-                alerts.append(self.alert(n, event, raw))
+                alerts.append(self.alert(n, event))
         return alerts
 
     def flush(self) -> list[NewAlert]:
@@ -151,7 +194,7 @@ class SigmaDetector:
             table.setdefault(s.rule_id, []).append((s.field, str(s.value).lower(), s.expires_at))
         self.suppressions = table
 
-    def _suppressed(self, rule_id: str, raw: dict[str, Any]) -> bool:
+    def _suppressed(self, rule_id: str, event: Event) -> bool:
         if not self.suppressions:
             return False
         now: datetime | None = None
@@ -161,28 +204,31 @@ class SigmaDetector:
                     now = now or utcnow()
                     if expires <= now:
                         continue
-                got = raw.get(field_name)
+                got = get_field(event, field_name)
                 values = got if isinstance(got, list) else [got]
                 if any(v is not None and str(v).lower() == value for v in values):
                     return True
         return False
 
-    def alert(self, n: int, event: Event, raw: dict[str, Any]) -> NewAlert:
+    def alert(self, n: int, event: Event) -> NewAlert:
         """The alert draft for rule ``n`` matching ``event``."""
         rule = self.rules[n]
         fields: dict[str, Any] = {}
         for name in (*ALERT_FIELDS, *rule.fields):
-            value = raw.get(name)
+            value = get_field(event, name)
+            if value is None and name.startswith("winlog.event_data."):
+                data = get_field(event, "winlog.event_data")
+                value = data.get(name[18:]) if isinstance(data, dict) else None
             if value is not None and value != "":
                 fields[name] = value
         try:
-            when = parse_timestamp(raw.get("@timestamp"))
+            when = parse_timestamp(event.get("@timestamp"))
         except (ValueError, TypeError):
             when = datetime.now(UTC)
-        event_id = raw.get("event.id")
+        event_id = get_field(event, "event.id")
         return NewAlert(
             rule_id=rule.rule_id, rule_name=rule.title, severity=self.severities[n],
-            group_key=group_key(rule, raw), timestamp=when, source="sigma",
+            group_key=group_key(rule, fields), timestamp=when, source="sigma",
             event_ids=[str(event_id)] if event_id else [],
             tags=list(rule.tags), dataset=get_field(event, "event.dataset"),
             description=rule.description, fields=fields, matched_fields=list(rule.fields))

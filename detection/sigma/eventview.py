@@ -7,7 +7,7 @@ lower-cased values for the literal prefilter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: Fields left out of the view unless a rule names them: large, and never what
@@ -66,4 +66,87 @@ def build_view(event: Mapping[str, Any], skip: frozenset[str] = BULKY_FIELDS
                 parts.extend(lv)
             else:
                 parts.append(lv)
+    return low, raw, _SEP.join(parts)
+
+
+class FieldPlan:
+    """Builds the view of only the fields a route's rules name.
+
+    Flattening a whole event costs more than most rules; when no rule of the
+    route searches keywords (which look at every field), the view holds just
+    the named fields, read straight from their parent objects.
+    """
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+        for name in sorted(set(fields)):
+            if name.startswith("winlog.event_data."):
+                parent: tuple[str, ...] = ("winlog", "event_data")
+                key = name[len("winlog.event_data."):]
+            else:
+                *head, key = name.split(".")
+                parent = tuple(head)
+            groups.setdefault(parent, []).append((key, name))
+        self.groups = [(parent, tuple(members)) for parent, members in groups.items()]
+
+    def view(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+        raw: dict[str, Any] = {}
+        low: dict[str, Any] = {}
+        parts: list[str] = []
+        for parent, members in self.groups:
+            node: Any = event
+            for step in parent:
+                node = node.get(step) if node.__class__ is dict else None
+                if node is None:
+                    break
+            if node is None or node.__class__ is not dict:
+                continue
+            for key, name in members:
+                value = node.get(key)
+                if value is None:
+                    continue
+                raw[name] = value
+                if value.__class__ is str:
+                    v = value.lower()
+                    low[name] = v
+                    parts.append(v)
+                else:
+                    lv = _lower(value)
+                    low[name] = lv
+                    if lv.__class__ is tuple:
+                        parts.extend(lv)
+                    else:
+                        parts.append(lv)
+        return low, raw, _SEP.join(parts)
+
+
+def keyword_view(event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """What a keyword (field-less) search looks at: the event's own payload.
+
+    For Windows events that is the event data (every ``winlog.event_data``
+    value, which the collector also fills from ``UserData``) and the message;
+    the ECS fields derived from them would only repeat those values. Any other
+    event is searched whole, including its raw text (``event.original``), since
+    a keyword in a web or syslog rule means "anywhere in the line".
+    """
+    winlog = event.get("winlog")
+    data = winlog.get("event_data") if winlog.__class__ is dict else None
+    if data.__class__ is not dict:
+        return build_view(event, frozenset())
+    raw: dict[str, Any] = {}
+    _flatten("winlog.event_data.", data, raw)
+    message = event.get("message")
+    if message is not None:
+        raw["message"] = message
+    low: dict[str, Any] = {}
+    parts: list[str] = []
+    for name, value in raw.items():
+        if value is None:
+            continue
+        lv = _lower(value)
+        low[name] = lv
+        if lv.__class__ is tuple:
+            parts.extend(lv)
+        else:
+            parts.append(lv)
     return low, raw, _SEP.join(parts)
