@@ -45,6 +45,7 @@ TOO_LARGE = "larger than the size cap"
 NOT_REGULAR = "not a regular file (FIFO, device or socket)"
 SYMLINK_OUT = "symlink pointing out of the scanned root"
 SYMLINK_IN = "symlink inside the root (its target is scanned where it lies)"
+SYMLINK_NOT_FOLLOWED = "symlink (not followed)"
 DANGLING = "dangling symlink"
 UNREADABLE = "unreadable (permission denied)"
 VANISHED = "vanished before it could be read"
@@ -54,7 +55,8 @@ TIMEOUT = "scan timed out"
 YARA_ERROR = "libyara error"
 ARCHIVE_MEMBER_LIMIT = "archive member beyond the depth, size or ratio limits"
 
-SKIP_REASONS = (EXCLUDED, TOO_LARGE, NOT_REGULAR, SYMLINK_OUT, SYMLINK_IN, DANGLING,
+SKIP_REASONS = (EXCLUDED, TOO_LARGE, NOT_REGULAR, SYMLINK_OUT, SYMLINK_IN,
+                SYMLINK_NOT_FOLLOWED, DANGLING,
                 UNREADABLE, VANISHED, READ_ERROR, CHANGED, TIMEOUT, YARA_ERROR)
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -324,11 +326,13 @@ class YaraScanner:
         return result, len(data)
 
     # ---------------------------------------------------------------- trees
-    def scan(self, paths: Sequence[str], stats: ScanStats | None = None
-             ) -> Iterator[FileResult]:
+    def scan(self, paths: Sequence[str], stats: ScanStats | None = None,
+             follow_given: bool = True) -> Iterator[FileResult]:
         """Scan files and trees; yields matched and skipped files as they finish.
 
-        Clean files are only counted in ``stats``.
+        Clean files are only counted in ``stats``. A symlink named in ``paths`` is
+        followed only when ``follow_given`` (a person named it on the command line);
+        symlinks met inside trees never are.
         """
         stats = stats if stats is not None else ScanStats()
         threads = max(1, self.limits.threads)
@@ -338,7 +342,7 @@ class YaraScanner:
 
         def walker() -> None:
             try:
-                for item in self._walk(paths, stop):
+                for item in self._walk(paths, stop, follow_given):
                     jobs.put(item)
             finally:
                 for _ in range(threads):
@@ -350,6 +354,10 @@ class YaraScanner:
                     item = jobs.get()
                     if item is None:
                         return
+                    if stop.is_set():
+                        if isinstance(item, _Job):
+                            os.close(item.fd)
+                        continue
                     if isinstance(item, FileResult):
                         results.put((item, 0))
                     else:
@@ -379,36 +387,31 @@ class YaraScanner:
                 if result is not None:
                     yield result
         finally:
+            # the walker stops at its next entry; workers close what is queued unscanned
             stop.set()
-            # drain so the walker and workers can finish and close their descriptors
-            while any(t.is_alive() for t in pool):
-                try:
-                    leftover = jobs.get(timeout=0.05)
-                    if isinstance(leftover, _Job):
-                        os.close(leftover.fd)
-                except queue.Empty:
-                    pass
-                while True:
-                    try:
-                        results.get_nowait()
-                    except queue.Empty:
-                        break
+            for thread in pool:
+                thread.join()
 
-    def _walk(self, paths: Sequence[str], stop: threading.Event
+    def _walk(self, paths: Sequence[str], stop: threading.Event, follow_given: bool
               ) -> Iterator[_Job | FileResult]:
         for given in paths:
             if stop.is_set():
                 return
             try:
-                st = os.stat(given)
+                st = os.stat(given) if follow_given else os.lstat(given)
             except OSError as exc:
                 yield self._open_failure(given, exc)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                yield FileResult(given, skipped=SYMLINK_NOT_FOLLOWED,
+                                 detail=os.path.realpath(given))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 yield from self._walk_tree(given, stop)
             else:
                 # a file named on the command line is scanned where its link points
-                item = self._open_entry(os.path.realpath(given), os.stat(given), None, "")
+                target = os.path.realpath(given) if follow_given else given
+                item = self._open_entry(target, st, None, "")
                 if item is not None:
                     yield item
 
