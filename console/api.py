@@ -123,7 +123,7 @@ def get_alert(alert_id: str) -> Any:
 def _json_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        abort(problem(400, "the request body must be a JSON object"))
+        abort(400, "the request body must be a JSON object")
     return body
 
 

@@ -82,10 +82,7 @@ def test_console_permission_matrix(app, login, records, username):
         if rule.endpoint in ("auth.logout", "auth.login"):
             continue
         path = build(rule, records)
-        if method == "GET":
-            response = session.get(path)
-        else:
-            response = session.post(path, data={})
+        response = session.get(path) if method == "GET" else session.post(path, data={})
         permission = required(app, rule.endpoint)
         allowed = permission is None or role_has(role, permission)
         where = f"{method} {path} as {role}"
