@@ -442,3 +442,30 @@ def _closed_port() -> int:
     from tests.playbooks.conftest import free_port
 
     return free_port()
+
+
+def test_the_service_listener_starts_playbooks_for_new_alerts(users, pb_config, library,
+                                                             http_receiver):
+    """The automation is an alert listener (the pipeline's on_alerts callback gets what
+    record_alerts returns); folded repeats start nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from playbooks.automation import PlaybookAutomation
+    from store.base import NewAlert, Severity
+
+    automation = PlaybookAutomation(users, pb_config, library)
+    automation.start()
+    draft = NewAlert(rule_id="ssh-brute-force", rule_name="SSH brute force",
+                     severity=Severity.HIGH, group_key="ssh:198.51.100.9",
+                     timestamp=datetime.now(UTC), tags=["attack.t1110.001"],
+                     fields={"source.ip": "198.51.100.9", "host.name": "vpn-gw"})
+    automation(users.record_alerts([draft], timedelta(hours=1)))
+    automation(users.record_alerts([draft], timedelta(hours=1)))  # folded: count 2
+    automation.drain()
+    automation.stop()
+    assert len(automation.started_runs) == 1
+    run = automation.engine.runs.get(automation.started_runs[0])
+    assert run.playbook_id == "brute-force-ssh-vpn" and run.trigger == "auto"
+    assert run.status == "waiting"
+    assert run.steps["review-accounts"].status == "waiting_task"
+    assert not http_receiver.calls_to("/fw/block")
