@@ -43,7 +43,9 @@ rule GOVSOC_Webshell_PHP_Dynamic_Call_On_Input
     strings:
         $call_var_on_input = /\$[A-Za-z_][A-Za-z0-9_]{0,30}\s*(\[[^\]\n]{1,40}\])?\s*\(\s*@?\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
         $call_input_on_input = /\$_(POST|GET|REQUEST|COOKIE)\s*\[[^\]\n]{1,40}\]\s*\(\s*@?\$_(POST|GET|REQUEST|COOKIE)/ nocase
-        $call_result_on_input = /\)\s*\(\s*@?\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
+        // a call on the result of a call: file_get_contents("php".$q)($_GET[2]);
+        // casts such as "(int) ($_POST[...])" are written with a space and do not match
+        $call_result_on_input = /[A-Za-z0-9_"'\]]\)\(\s*@?\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
     condition:
         GOVSOC_PHP_File and filesize < 200KB and any of them
 }
@@ -72,7 +74,10 @@ rule GOVSOC_Webshell_PHP_Callback_Runs_Input
         severity = "critical"
         mitre_attack = "T1505.003"
     strings:
-        $cb_input_first = /(call_user_func(_array)?|forward_static_call(_array)?|array_map|array_filter|array_walk|usort|uasort|uksort|register_shutdown_function|register_tick_function|iterator_apply|array_reduce)\s*\(\s*@?\$_(POST|GET|REQUEST|COOKIE|SERVER)/ nocase
+        // functions whose first argument is the callback
+        $cb_input_first = /(call_user_func(_array)?|forward_static_call(_array)?|array_map|register_shutdown_function|register_tick_function)\s*\(\s*@?\$_(POST|GET|REQUEST|COOKIE|SERVER)/ nocase
+        // functions whose second argument is the callback
+        $cb_input_second = /(array_filter|array_walk|array_walk_recursive|usort|uasort|uksort|array_reduce|iterator_apply)\s*\(\s*[^,\n]{1,60},\s*@?\$_(POST|GET|REQUEST|COOKIE|SERVER)/ nocase
         $cb_built_name = /(call_user_func(_array)?|forward_static_call(_array)?|register_shutdown_function|register_tick_function)\s*\(\s*\$[A-Za-z_][A-Za-z0-9_]*\s*\.\s*["'][a-z]{1,8}["']\s*,/ nocase
         $cb_input_arg = /(call_user_func(_array)?|forward_static_call(_array)?)\s*\(\s*[^,\n]{1,60},\s*(array\s*\(\s*)?@?\$_(POST|GET|REQUEST|COOKIE)/ nocase
     condition:
