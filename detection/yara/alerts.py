@@ -132,7 +132,7 @@ def alert_for(result: FileResult, event: Event) -> NewAlert:
     fields = file_fields(result)
     fields["rule.name"] = [m.rule for m in matches]
     fields["yara.matches"] = match_records(matches)
-    for key in ("source.ip", "destination.ip", "url.full", "network.community_id"):
+    for key in ("source.ip", "destination.ip", "url.original", "network.community_id"):
         value = get_field(event, key)
         if value is not None:
             fields[key] = value
