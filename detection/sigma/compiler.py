@@ -578,6 +578,11 @@ class _Codegen:
             # raw values are not kept per keyword; a cased keyword is matched case-insensitively
             self.warnings.append("case-sensitive keyword matched case-insensitively")
         if isinstance(value, SigmaString):
+            # a keyword is found anywhere in a value, as full-text search backends do
+            if not value.startswith(SpecialChars.WILDCARD_MULTI):
+                value = SpecialChars.WILDCARD_MULTI + value
+            if not value.endswith(SpecialChars.WILDCARD_MULTI):
+                value = value + SpecialChars.WILDCARD_MULTI
             fn = self.const(f"lambda y: {self.string_test(value, 'y', lower=True)}")
             return f"_kw(L, {fn})"
         if isinstance(value, SigmaNumber | SigmaBool):

@@ -26,17 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sigma.processing.conditions import (
-    FieldNameProcessingItemAppliedCondition,
-    IncludeFieldCondition,
-    LogsourceCondition,
-)
+from dataclasses import dataclass
+
+from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import (
-    AddFieldnamePrefixTransformation,
     FieldMappingTransformation,
     WildcardPlaceholderTransformation,
 )
+from sigma.processing.transformations.base import FieldMappingTransformationBase
 
 from govsoc.errors import ConfigError
 
@@ -197,6 +195,23 @@ AUTH_FIELDS: dict[str, str] = {
 }
 
 
+@dataclass
+class WindowsEventDataTransformation(FieldMappingTransformationBase):
+    """``X`` → ``winlog.event_data.X`` for every Windows field not mapped already.
+
+    A mapped name always has a dot (``winlog.event_id``); Windows event data
+    names never do. Written as a field-name mapping so pySigma applies it to
+    field references (``fieldref``) and correlation fields too.
+    """
+
+    prefix: str = "winlog.event_data."
+
+    def apply_field_name(self, field: str | None) -> str | None:
+        if field is None or "." in field:
+            return field
+        return self.prefix + field
+
+
 def _mapping_item(identifier: str, mapping: Mapping[str, str],
                   **logsource: str) -> ProcessingItem:
     return ProcessingItem(
@@ -216,17 +231,9 @@ def govsoc_pipeline() -> ProcessingPipeline:
         _mapping_item("govsoc_windows_system", WINDOWS_SYSTEM_FIELDS, product="windows"),
         _mapping_item("govsoc_windows_defender", DEFENDER_FIELDS, product="windows",
                       service="windefend"),
-        ProcessingItem(
-            identifier="govsoc_windows_event_data",
-            transformation=AddFieldnamePrefixTransformation("winlog.event_data."),
-            field_name_conditions=[
-                FieldNameProcessingItemAppliedCondition("govsoc_windows_system"),
-                IncludeFieldCondition(fields=["\\w+\\."], mode="re"),
-            ],
-            field_name_condition_negation=True,
-            field_name_condition_linking=any,
-            rule_conditions=[LogsourceCondition(product="windows")],
-        ),
+        ProcessingItem(identifier="govsoc_windows_event_data",
+                       transformation=WindowsEventDataTransformation(),
+                       rule_conditions=[LogsourceCondition(product="windows")]),
     ]
     for category in ("webserver", "proxy"):
         items.append(_mapping_item(f"govsoc_{category}", WEB_FIELDS, category=category))
