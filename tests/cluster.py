@@ -20,6 +20,8 @@ under the repository, or under $GOVSOC_TEST_CLUSTER_DIR.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -78,7 +80,7 @@ def _check_tools() -> None:
 
 def _get_json(url: str, timeout: float = 3.0) -> dict | None:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.loads(resp.read().decode("utf-8"))
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -95,9 +97,20 @@ def running_engine(url: str) -> str | None:
     return "elasticsearch"
 
 
-def _run(args: list[str], engine: str, nodes: int, port: int, timeout: float) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], engine: str, nodes: int, port: int, timeout: float
+) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["GOVSOC_CLUSTER_DIR"] = str(state_dir(engine, nodes, port))
+    try:
+        return _subprocess_run(args, env, timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ClusterStartError(
+            f"deploy/search-cluster {' '.join(args)}: no answer in {timeout}s"
+        ) from exc
+
+
+def _subprocess_run(args: list[str], env: dict, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(SCRIPT), *args],
         env=env,
@@ -140,6 +153,29 @@ def ensure_cluster(
             )
 
     _check_tools()
+    with _start_lock(engine, nodes, port):
+        # another process may have started it while this one waited for the lock
+        if running_engine(url) == engine:
+            health = _get_json(url + "/_cluster/health") or {}
+            if health.get("number_of_nodes", 0) >= nodes:
+                return url
+        return _start(engine, nodes, port, heap, fresh, timeout)
+
+
+@contextlib.contextmanager
+def _start_lock(engine: str, nodes: int, port: int):
+    """Serialises starts of the same cluster by several test processes (e.g. xdist)."""
+    path = state_dir(engine, nodes, port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _start(engine: str, nodes: int, port: int, heap: str, fresh: bool, timeout: float) -> str:
     args = ["start", "--engine", engine, "--nodes", str(nodes), "--port", str(port), "--heap", heap]
     if fresh:
         args.append("--fresh")
@@ -150,13 +186,13 @@ def ensure_cluster(
             f"{engine}: {_UNAVAILABLE_CODES[proc.returncode]}: {proc.stderr.strip()[-2000:]}"
         )
     if proc.returncode != 0:
-        raise ClusterStartError(
-            f"deploy/search-cluster {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
+        raise _failed(args, proc)
     return proc.stdout.strip().splitlines()[-1]
 
 
-def stop_cluster(engine: str, nodes: int = 1, port: int | None = None, *, timeout: float = 120.0) -> None:
+def stop_cluster(
+    engine: str, nodes: int = 1, port: int | None = None, *, timeout: float = 120.0
+) -> None:
     """Stop the cluster that ensure_cluster started with these arguments (no-op when none)."""
     _check_engine(engine)
     port = port or default_port(engine)
@@ -164,16 +200,21 @@ def stop_cluster(engine: str, nodes: int = 1, port: int | None = None, *, timeou
         return
     proc = _run(["stop"], engine, nodes, port, timeout)
     if proc.returncode != 0:
-        raise ClusterStartError(f"deploy/search-cluster stop failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise _failed(["stop"], proc)
 
 
-def cluster_command(engine: str, nodes: int, port: int | None, *args: str, timeout: float = 300.0) -> str:
-    """Run another script command (``kill-node 2``, ``restart-node 2``, ``status``) on that cluster."""
+def cluster_command(
+    engine: str, nodes: int, port: int | None, *args: str, timeout: float = 300.0
+) -> str:
+    """Run another script command (``kill-node 2``, ``restart-node 2``, ``status``)."""
     _check_engine(engine)
     port = port or default_port(engine)
     proc = _run(list(args), engine, nodes, port, timeout)
     if proc.returncode != 0:
-        raise ClusterStartError(
-            f"deploy/search-cluster {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
-        )
+        raise _failed(list(args), proc)
     return proc.stdout
+
+
+def _failed(args: list[str], proc: subprocess.CompletedProcess) -> ClusterStartError:
+    cmd = " ".join(["deploy/search-cluster", *args])
+    return ClusterStartError(f"{cmd} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

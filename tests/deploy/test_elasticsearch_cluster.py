@@ -1,4 +1,4 @@
-"""deploy/search-cluster --engine elasticsearch: a real Elasticsearch 8 node and the official 8.x client."""
+"""deploy/search-cluster --engine elasticsearch with the official 8.x Python client."""
 
 from __future__ import annotations
 
@@ -34,13 +34,23 @@ def test_client_info_bulk_search_and_seq_no(es_url):
     es.indices.create(
         index=index,
         settings={"number_of_shards": 1, "number_of_replicas": 0},
-        mappings={"properties": {"message": {"type": "text"}, "host": {"properties": {"name": {"type": "keyword"}}},
-                                 "@timestamp": {"type": "date"}}},
+        mappings={
+            "properties": {
+                "message": {"type": "text"},
+                "host": {"properties": {"name": {"type": "keyword"}}},
+                "@timestamp": {"type": "date"},
+            }
+        },
     )
     try:
         actions = (
-            {"_index": index, "_id": str(i), "message": f"failed login attempt {i}",
-             "host": {"name": f"portal-{i % 3}"}, "@timestamp": "2025-01-01T00:00:00Z"}
+            {
+                "_index": index,
+                "_id": str(i),
+                "message": f"failed login attempt {i}",
+                "host": {"name": f"portal-{i % 3}"},
+                "@timestamp": "2025-01-01T00:00:00Z",
+            }
             for i in range(50)
         )
         ok, errors = helpers.bulk(es, actions, refresh="wait_for")
@@ -48,8 +58,12 @@ def test_client_info_bulk_search_and_seq_no(es_url):
 
         resp = es.search(
             index=index,
-            query={"bool": {"must": [{"match": {"message": "failed"}}],
-                            "filter": [{"term": {"host.name": "portal-1"}}]}},
+            query={
+                "bool": {
+                    "must": [{"match": {"message": "failed"}}],
+                    "filter": [{"term": {"host.name": "portal-1"}}],
+                }
+            },
             aggs={"hosts": {"terms": {"field": "host.name"}}},
             size=5,
         )
@@ -57,10 +71,20 @@ def test_client_info_bulk_search_and_seq_no(es_url):
         assert resp["aggregations"]["hosts"]["buckets"] == [{"key": "portal-1", "doc_count": 17}]
 
         doc = es.get(index=index, id="7")
-        es.index(index=index, id="7", document={"message": "acknowledged"},
-                 if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+        es.index(
+            index=index,
+            id="7",
+            document={"message": "acknowledged"},
+            if_seq_no=doc["_seq_no"],
+            if_primary_term=doc["_primary_term"],
+        )
         with pytest.raises(elasticsearch.ConflictError):
-            es.index(index=index, id="7", document={"message": "stale"},
-                     if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+            es.index(
+                index=index,
+                id="7",
+                document={"message": "stale"},
+                if_seq_no=doc["_seq_no"],
+                if_primary_term=doc["_primary_term"],
+            )
     finally:
         es.indices.delete(index=index)

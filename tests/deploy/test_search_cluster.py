@@ -1,4 +1,4 @@
-"""deploy/search-cluster: a real 1-node OpenSearch on loopback, used over plain HTTP and opensearch-py."""
+"""deploy/search-cluster: a 1-node OpenSearch on loopback, over plain HTTP and opensearch-py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def opensearch_url():
 
 
 def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (loopback)
+    with urllib.request.urlopen(url, timeout=10) as resp:
         assert resp.status == 200
         return json.loads(resp.read())
 
@@ -53,25 +53,52 @@ def test_index_and_search_with_opensearch_py(opensearch_url):
         index=index,
         body={
             "settings": {"number_of_shards": 1, "number_of_replicas": 0},
-            "mappings": {"properties": {"message": {"type": "text"}, "host.name": {"type": "keyword"}}},
+            "mappings": {
+                "properties": {"message": {"type": "text"}, "host.name": {"type": "keyword"}}
+            },
         },
     )
     try:
-        client.index(index=index, id="1", body={"message": "failed password for root", "host.name": "portal-01"})
-        client.index(index=index, id="2", body={"message": "accepted publickey", "host.name": "lgsp-02"}, refresh=True)
+        client.index(
+            index=index,
+            id="1",
+            body={"message": "failed password for root", "host.name": "portal-01"},
+        )
+        client.index(
+            index=index,
+            id="2",
+            body={"message": "accepted publickey", "host.name": "lgsp-02"},
+            refresh=True,
+        )
         hits = client.search(
             index=index,
-            body={"query": {"bool": {"must": [{"match": {"message": "failed"}}],
-                                     "filter": [{"term": {"host.name": "portal-01"}}]}}},
+            body={
+                "query": {
+                    "bool": {
+                        "must": [{"match": {"message": "failed"}}],
+                        "filter": [{"term": {"host.name": "portal-01"}}],
+                    }
+                }
+            },
         )["hits"]
         assert hits["total"]["value"] == 1
         assert hits["hits"][0]["_id"] == "1"
 
         doc = client.get(index=index, id="1")
-        client.index(index=index, id="1", body={"message": "updated"},
-                     if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+        client.index(
+            index=index,
+            id="1",
+            body={"message": "updated"},
+            if_seq_no=doc["_seq_no"],
+            if_primary_term=doc["_primary_term"],
+        )
         with pytest.raises(opensearchpy.exceptions.ConflictError):
-            client.index(index=index, id="1", body={"message": "stale"},
-                         if_seq_no=doc["_seq_no"], if_primary_term=doc["_primary_term"])
+            client.index(
+                index=index,
+                id="1",
+                body={"message": "stale"},
+                if_seq_no=doc["_seq_no"],
+                if_primary_term=doc["_primary_term"],
+            )
     finally:
         client.indices.delete(index=index)
