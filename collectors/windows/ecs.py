@@ -37,7 +37,7 @@ Handler = Callable[[Event, dict[str, Any], str], None]
 def _v(data: Mapping[str, Any], name: str) -> str | None:
     """The data value ``name`` when it carries information."""
     value = data.get(name)
-    if isinstance(value, str) and value not in _EMPTY:
+    if value.__class__ is str and value not in _EMPTY:
         return value
     return None
 
@@ -60,14 +60,29 @@ def _int(value: str | None) -> int | None:
 
 def basename(path: str) -> str:
     """The last component of a Windows or POSIX path."""
-    cut = max(path.rfind("\\"), path.rfind("/"))
-    return path[cut + 1:] if cut >= 0 else path
+    name = path.rpartition("\\")[2]
+    return name.rpartition("/")[2] if "/" in name else name
+
+
+_ip_cache: dict[str, str | None] = {}
 
 
 def _ip(value: str | None) -> str | None:
     """A valid IP address (v4-mapped IPv6 unwrapped), or None."""
     if value is None:
         return None
+    try:
+        return _ip_cache[value]
+    except KeyError:
+        pass
+    address = _parse_ip(value)
+    if len(_ip_cache) >= 65536:
+        _ip_cache.clear()
+    _ip_cache[value] = address
+    return address
+
+
+def _parse_ip(value: str) -> str | None:
     text = value.strip()
     if text.startswith("::ffff:") and "." in text:
         text = text[7:]
@@ -98,12 +113,33 @@ def parse_hashes(text: str) -> dict[str, str]:
     return out
 
 
-def _put_hashes(node: dict[str, Any], hashes: Mapping[str, str]) -> None:
-    known = {k: hashes[k] for k in ("md5", "sha1", "sha256") if k in hashes}
-    if known:
-        node["hash"] = known
-    if "imphash" in hashes:
-        _sub(node, "pe")["imphash"] = hashes["imphash"]
+_hash_cache: dict[str, tuple[dict[str, str] | None, str | None]] = {}
+
+
+def _hash_fields(text: str) -> tuple[dict[str, str] | None, str | None]:
+    """The ECS ``hash`` object and the imphash of a Sysmon ``Hashes`` value.
+
+    Cached: the same images and DLLs load again and again."""
+    found = _hash_cache.get(text)
+    if found is None:
+        hashes = parse_hashes(text)
+        known: dict[str, str] = {k: hashes[k] for k in ("md5", "sha1", "sha256")
+                                 if k in hashes}
+        found = (known or None, hashes.get("imphash"))
+        if len(_hash_cache) >= 16384:
+            _hash_cache.clear()
+        _hash_cache[text] = found
+    return found
+
+
+def _put_hashes(node: dict[str, Any], text: str | None) -> None:
+    if text is None:
+        return
+    known, imphash = _hash_fields(text)
+    if known is not None:
+        node["hash"] = dict(known)
+    if imphash is not None:
+        _sub(node, "pe")["imphash"] = imphash
 
 
 def split_account(value: str) -> tuple[str | None, str]:
@@ -185,6 +221,8 @@ def _process(event: Event, executable: str | None, pid: int | None = None,
 
 def _source(event: Event, data: Mapping[str, Any], ip_field: str, port_field: str,
             host_field: str | None = None) -> None:
+    if ip_field not in data and (host_field is None or host_field not in data):
+        return
     ip = _ip(_v(data, ip_field))
     port = _port(_v(data, port_field))
     host = _v(data, host_field) if host_field else None
@@ -251,79 +289,107 @@ def _sysmon(event: Event, data: dict[str, Any], code: str) -> None:
         _categorise(event, *known)
         if code == "27" or code == "255":
             event["event"]["outcome"] = "failure"
-    rule = _v(data, "RuleName")
-    if rule is not None:
+    get = data.get
+    rule = get("RuleName")
+    if rule.__class__ is str and rule not in _EMPTY:
         event["rule"] = {"name": rule}
 
-    if code in ("8", "10"):
-        proc = _process(event, _v(data, "SourceImage"), _int(_v(data, "SourceProcessId")),
-                        _v(data, "SourceProcessGuid") or _v(data, "SourceProcessGUID"))
+    # the acting process: the source process of cross-process events
+    proc: dict[str, Any] = {}
+    if code == "8" or code == "10":
+        image, pid = _v(data, "SourceImage"), _int(_v(data, "SourceProcessId"))
+        guid = _v(data, "SourceProcessGuid") or _v(data, "SourceProcessGUID")
         thread = _int(_v(data, "SourceThreadId"))
         if thread is not None:
             proc["thread"] = {"id": thread}
-        _set_account(event, _v(data, "SourceUser"))
+        account = _v(data, "SourceUser")
     else:
-        proc = _process(event, _v(data, "Image") or _v(data, "Destination"),
-                        _int(_v(data, "ProcessId")), _v(data, "ProcessGuid"))
-        _set_account(event, _v(data, "User"))
-    if not proc:
-        del event["process"]
+        image = get("Image")
+        if image.__class__ is not str or image in _EMPTY:
+            image = _v(data, "Destination")
+        pid = _int(_v(data, "ProcessId"))
+        guid = _v(data, "ProcessGuid")
+        account = _v(data, "User")
+    if image is not None:
+        proc["executable"] = image
+        proc["name"] = basename(image)
+    if pid is not None:
+        proc["pid"] = pid
+    if guid is not None:
+        proc["entity_id"] = guid
+    if proc:
+        event["process"] = proc
+    if account is not None:
+        _set_account(event, account)
 
-    hashes_text = _v(data, "Hashes") or _v(data, "Hash")
-    hashes = parse_hashes(hashes_text) if hashes_text else {}
+    detail = _SYSMON_DETAILS.get(code)
+    if detail is not None:
+        detail(event, proc, data, code)
 
-    if code == "1":
-        _sysmon_process_create(event, proc, data, hashes)
-    elif code == "3":
-        _sysmon_network(event, data)
-    elif code in ("11", "2", "15", "23", "26", "27", "28", "29"):
-        _file(event, _v(data, "TargetFilename"))
-        if hashes:
-            _put_hashes(_sub(event, "file"), hashes)
-    elif code == "6":
-        _file(event, _v(data, "ImageLoaded"))
-        if hashes:
-            _put_hashes(_sub(event, "file"), hashes)
-    elif code == "7":
-        path = _v(data, "ImageLoaded")
-        if path is not None:
-            dll: dict[str, Any] = {"path": path, "name": basename(path)}
-            if hashes:
-                _put_hashes(dll, hashes)
-            original = _v(data, "OriginalFileName")
-            if original is not None:
-                _sub(dll, "pe")["original_file_name"] = original
-            event["dll"] = dll
-    elif code in ("12", "13", "14"):
-        _sysmon_registry(event, data, code)
-    elif code in ("17", "18"):
-        pipe = _v(data, "PipeName")
-        if pipe is not None:
-            event["file"] = {"name": pipe}
-    elif code == "9":
-        device = _v(data, "Device")
-        if device is not None:
-            event["file"] = {"path": device}
-    elif code == "22":
-        _sysmon_dns(event, data)
-    elif code == "25":
+
+def _sysmon_file(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                 code: str) -> None:
+    _file(event, _v(data, "TargetFilename"))
+    hashes = _v(data, "Hashes") or _v(data, "Hash")
+    if hashes is not None:
+        _put_hashes(_sub(event, "file"), hashes)
+
+
+def _sysmon_driver(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                   code: str) -> None:
+    _file(event, _v(data, "ImageLoaded"))
+    hashes = _v(data, "Hashes")
+    if hashes is not None:
+        _put_hashes(_sub(event, "file"), hashes)
+
+
+def _sysmon_image_load(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                       code: str) -> None:
+    path = _v(data, "ImageLoaded")
+    if path is None:
+        return
+    dll: dict[str, Any] = {"path": path, "name": basename(path)}
+    _put_hashes(dll, _v(data, "Hashes"))
+    original = _v(data, "OriginalFileName")
+    if original is not None:
+        _sub(dll, "pe")["original_file_name"] = original
+    event["dll"] = dll
+
+
+def _sysmon_pipe(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                 code: str) -> None:
+    pipe = _v(data, "PipeName")
+    if pipe is not None:
+        event["file"] = {"name": pipe}
+
+
+def _sysmon_raw_read(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                     code: str) -> None:
+    device = _v(data, "Device")
+    if device is not None:
+        event["file"] = {"path": device}
+
+
+def _sysmon_process_hashes(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                           code: str) -> None:
+    if code == "25":
         kind = _v(data, "Type")
         if kind is not None:
             event["message"] = kind
-    if code in ("24", "25") and hashes:
-        _put_hashes(proc if proc else _sub(event, "process"), hashes)
+    hashes = _v(data, "Hashes")
+    if hashes is not None:
+        _put_hashes(_sub(event, "process"), hashes)
 
 
 def _sysmon_process_create(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
-                           hashes: Mapping[str, str]) -> None:
+                           code: str) -> None:
     command_line = _v(data, "CommandLine")
     if command_line is not None:
         proc["command_line"] = command_line
     cwd = _v(data, "CurrentDirectory")
     if cwd is not None:
         proc["working_directory"] = cwd
-    if hashes:
-        _put_hashes(proc, hashes)
+    _put_hashes(proc, _v(data, "Hashes"))
     pe = {key: value for key, value in (
         ("original_file_name", _v(data, "OriginalFileName")),
         ("description", _v(data, "Description")),
@@ -353,7 +419,8 @@ def _sysmon_process_create(event: Event, proc: dict[str, Any], data: Mapping[str
         _sub(event["winlog"], "logon")["id"] = logon_id
 
 
-def _sysmon_network(event: Event, data: Mapping[str, Any]) -> None:
+def _sysmon_network(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                    code: str) -> None:
     _source(event, data, "SourceIp", "SourcePort", "SourceHostname")
     dest: dict[str, Any] = {}
     ip = _ip(_v(data, "DestinationIp"))
@@ -381,7 +448,8 @@ def _sysmon_network(event: Event, data: Mapping[str, Any]) -> None:
         event["network"] = network
 
 
-def _sysmon_registry(event: Event, data: Mapping[str, Any], code: str) -> None:
+def _sysmon_registry(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                     code: str) -> None:
     target = _v(data, "TargetObject")
     kind = _v(data, "EventType")
     if kind is not None:
@@ -413,7 +481,8 @@ def _sysmon_registry(event: Event, data: Mapping[str, Any], code: str) -> None:
     event["registry"] = registry
 
 
-def _sysmon_dns(event: Event, data: Mapping[str, Any]) -> None:
+def _sysmon_dns(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
+                code: str) -> None:
     dns: dict[str, Any] = {"type": "query"}
     name = _v(data, "QueryName")
     if name is not None:
@@ -444,6 +513,23 @@ def _sysmon_dns(event: Event, data: Mapping[str, Any]) -> None:
         if resolved:
             dns["resolved_ip"] = resolved
     event["dns"] = dns
+
+
+SysmonDetail = Callable[[Event, dict[str, Any], Mapping[str, Any], str], None]
+
+_SYSMON_DETAILS: dict[str, SysmonDetail] = {
+    "1": _sysmon_process_create,
+    "2": _sysmon_file, "11": _sysmon_file, "15": _sysmon_file, "23": _sysmon_file,
+    "26": _sysmon_file, "27": _sysmon_file, "28": _sysmon_file, "29": _sysmon_file,
+    "3": _sysmon_network,
+    "6": _sysmon_driver,
+    "7": _sysmon_image_load,
+    "9": _sysmon_raw_read,
+    "12": _sysmon_registry, "13": _sysmon_registry, "14": _sysmon_registry,
+    "17": _sysmon_pipe, "18": _sysmon_pipe,
+    "22": _sysmon_dns,
+    "24": _sysmon_process_hashes, "25": _sysmon_process_hashes,
+}
 
 
 # --- Security log -------------------------------------------------------------------
@@ -798,9 +884,6 @@ _PROVIDERS: dict[str, Handler] = {
     "PowerShell": _powershell_classic,
 }
 
-_AUDIT_OUTCOME = {"Audit Success": "success", "Audit Failure": "failure"}
-
-
 def enrich(event: Event) -> Event:
     """Add the ECS fields of ``event``'s provider and event id; returns ``event``.
 
@@ -813,11 +896,10 @@ def enrich(event: Event) -> Event:
         return event
     keywords = winlog.get("keywords")
     if keywords:
-        for keyword in keywords:
-            outcome = _AUDIT_OUTCOME.get(keyword)
-            if outcome is not None:
-                event["event"]["outcome"] = outcome
-                break
+        if "Audit Success" in keywords:
+            event["event"]["outcome"] = "success"
+        elif "Audit Failure" in keywords:
+            event["event"]["outcome"] = "failure"
     handler = _PROVIDERS.get(winlog.get("provider_name") or "")
     if handler is not None:
         data = winlog.get("event_data")

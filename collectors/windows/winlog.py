@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from hashlib import blake2b
 from typing import Any
 
 from govsoc.errors import ParseError
-from govsoc.events import Event, event_id, format_timestamp, parse_timestamp
+from govsoc.events import Event, format_timestamp, parse_timestamp
 
 MODULE = "windows"
 
@@ -149,30 +150,40 @@ def _attributes(node: Any) -> dict[str, Any]:
     return _NO_ATTRIBUTES
 
 
-def event_data_fields(section: Any) -> dict[str, Any]:
-    """``winlog.event_data`` from an ``EventData`` (or ``ProcessingErrorData``) node."""
+def event_data_fields(section: Any, reuse: bool = False) -> dict[str, Any]:
+    """``winlog.event_data`` from an ``EventData`` (or ``ProcessingErrorData``) node.
+
+    With ``reuse`` the node itself is turned into the result (its values replaced
+    by their text), which spares a copy when the caller owns the parsed record.
+    """
     if type(section) is not dict:
         if section is None:
             return {}
         # <EventData>text</EventData>
         return {"param1": data_text(section)}
-    out: dict[str, Any] = {}
+    out = section if reuse else dict(section)
+    unnamed: Any = _NOTHING
     for name, value in section.items():
-        if type(value) is str:
-            out[name] = value
-            continue
-        if name == "#attributes":
+        if type(value) is str and name != "Data":
             continue
         if name == "Data" or name == "#text":
-            unnamed = value.get("#text", value) if isinstance(value, dict) else value
-            items = unnamed if isinstance(unnamed, list) else [unnamed]
-            texts = [data_text(item) for item in items]
-            for i, text in enumerate(texts, 1):
-                out.setdefault(f"param{i}", text)
-            out["Data"] = texts if len(texts) != 1 else texts[0]
-            continue
-        out[name] = data_text(value)
+            unnamed = value
+        elif name != "#attributes":
+            out[name] = data_text(value)
+    out.pop("#attributes", None)
+    if unnamed is not _NOTHING:
+        out.pop("#text", None)
+        if type(unnamed) is dict:
+            unnamed = unnamed.get("#text", unnamed)
+        items = unnamed if type(unnamed) is list else [unnamed]
+        texts = [data_text(item) for item in items]
+        for i, text in enumerate(texts, 1):
+            out.setdefault(f"param{i}", text)
+        out["Data"] = texts if len(texts) != 1 else texts[0]
     return out
+
+
+_NOTHING = object()
 
 
 def _flatten_user_data(node: Mapping[str, Any], into: dict[str, Any]) -> None:
@@ -215,16 +226,31 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def record_identity(computer: str, channel: str, record_id: str, timestamp: str) -> str:
-    """The deterministic ``event.id`` of a Windows event record.
+_identity_prefixes: dict[tuple[str, str], bytes] = {}
 
-    The same record read from two copies of a log (a live file and its backup, an
-    EVTX and its Winlogbeat export at full precision) is one event. The creation
-    time is part of the identity because record numbers are not unique on their
-    own: machines restored from a snapshot, or lab images cloned with the same
-    computer name, write different events under the same number.
+
+def record_identity(computer: str, channel: str, record_id: str, timestamp: str) -> str:
+    """The deterministic ``event.id`` of a Windows event record:
+    ``event_id(f"evtx:{computer}:{channel}", f"{record_id}@{timestamp[:23]}")`` with
+    the computer and channel lower-cased and the time cut to milliseconds.
+
+    The same record read twice is one event: from two copies of a log (a live file
+    and its backup), or from an EVTX file and a Winlogbeat export of the same log
+    (Winlogbeat writes milliseconds, hence the cut). The creation time is part of
+    the identity because record numbers are not unique on their own: machines
+    restored from a snapshot, or lab images cloned under one computer name, write
+    different events under the same number.
     """
-    return event_id(f"evtx:{computer.lower()}:{channel.lower()}", f"{record_id}@{timestamp}")
+    key = (computer, channel)
+    prefix = _identity_prefixes.get(key)
+    if prefix is None:
+        # the bytes event_id() hashes: source, a NUL, then the position
+        prefix = f"evtx:{computer.lower()}:{channel.lower()}\x00".encode("utf-8",
+                                                                          "surrogatepass")
+        if len(_identity_prefixes) < 4096:
+            _identity_prefixes[key] = prefix
+    position = f"{record_id}@{timestamp[:23]}".encode("utf-8", "surrogatepass")
+    return blake2b(prefix + position, digest_size=16).hexdigest()
 
 
 def _text(value: Any) -> str:
@@ -234,13 +260,17 @@ def _text(value: Any) -> str:
 
 
 def winlog_event(record: Mapping[str, Any], original: str | None = None,
-                 source: str = "", position: str | int = "") -> Event:
+                 source: str = "", position: str | int = "", *,
+                 reuse: bool = False) -> Event:
     """The ECS event (before per-event-id enrichment) of one XML-as-JSON record.
 
-    Raises :class:`ParseError` naming ``source`` and ``position`` when the record
-    lacks the parts every Windows event has (``System``, a time, an event id).
+    With ``reuse`` the record's own ``EventData`` object becomes
+    ``winlog.event_data`` (the reader owns the freshly parsed record; callers
+    passing their own data get a copy). Raises :class:`ParseError` naming
+    ``source`` and ``position`` when the record lacks the parts every Windows
+    event has (``System``, a time, an event id).
     """
-    root = record.get("Event", record) if isinstance(record, dict) else None
+    root = record.get("Event", record) if type(record) is dict else None
     if type(root) is not dict:
         raise ParseError("not an event record (no Event object)", source, position)
     system = root.get("System")
@@ -249,16 +279,21 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
 
     raw_id = system.get("EventID")
     qualifiers = None
-    if type(raw_id) is dict:
-        qualifiers = _attributes(raw_id).get("Qualifiers")
-        raw_id = raw_id.get("#text")
-    if raw_id is None or raw_id == "" or isinstance(raw_id, dict | list | bool):
-        raise ParseError("event record without an EventID", source, position)
-    code = str(raw_id)
+    if type(raw_id) is int:
+        code = str(raw_id)
+    else:
+        if type(raw_id) is dict:
+            qualifiers = _attributes(raw_id).get("Qualifiers")
+            raw_id = raw_id.get("#text")
+        if raw_id is None or raw_id == "" or isinstance(raw_id, dict | list | bool):
+            raise ParseError("event record without an EventID", source, position)
+        code = str(raw_id)
 
-    created = _attributes(system.get("TimeCreated")).get("SystemTime")
-    if created is None:
-        raise ParseError("event record without TimeCreated/@SystemTime", source, position)
+    try:
+        created = system["TimeCreated"]["#attributes"]["SystemTime"]
+    except (KeyError, TypeError):
+        raise ParseError("event record without TimeCreated/@SystemTime",
+                         source, position) from None
     if type(created) is str and len(created) == 27 and created[26] == "Z" \
             and created[19] == ".":
         timestamp = created  # the evtx package's spelling is already ours
@@ -269,11 +304,17 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
             raise ParseError(f"TimeCreated {created!r} is not a timestamp ({exc})",
                              source, position) from None
 
-    channel = _text(system.get("Channel"))
-    computer = _text(system.get("Computer"))
-    provider = _attributes(system.get("Provider"))
+    get = system.get
+    channel = get("Channel")
+    if type(channel) is not str:
+        channel = _text(channel)
+    computer = get("Computer")
+    if type(computer) is not str:
+        computer = _text(computer)
+    provider = _attributes(get("Provider"))
     provider_name = provider.get("Name") or provider.get("EventSourceName") or ""
-    record_id = _text(system.get("EventRecordID"))
+    record_id = get("EventRecordID")
+    record_id = str(record_id) if type(record_id) is int else _text(record_id)
 
     winlog: dict[str, Any] = {
         "channel": channel,
@@ -287,62 +328,71 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
         winlog["provider_guid"] = guid
     if qualifiers is not None:
         winlog["qualifiers"] = str(qualifiers)
-    version = system.get("Version")
+    version = get("Version")
     if version is not None:
-        version = _int(version)
+        version = version if type(version) is int else _int(version)
         if version is not None:
             winlog["version"] = version
-    task = system.get("Task")
+    task = get("Task")
     if task is not None:
         winlog["task"] = str(task)
-    opcode = system.get("Opcode")
+    opcode = get("Opcode")
     if opcode is not None:
         winlog["opcode"] = str(opcode)
-    keywords = system.get("Keywords")
+    keywords = get("Keywords")
     if type(keywords) is str and keywords:
-        winlog["keywords"] = keyword_names(keywords)
-    correlation = system.get("Correlation")
+        winlog["keywords"] = _keywords_cache.get(keywords) or keyword_names(keywords)
+    correlation = get("Correlation")
     if correlation:
         attrs = _attributes(correlation)
         if attrs.get("ActivityID"):
             winlog["activity_id"] = attrs["ActivityID"]
         if attrs.get("RelatedActivityID"):
             winlog["related_activity_id"] = attrs["RelatedActivityID"]
-    execution = _attributes(system.get("Execution"))
+    execution = _attributes(get("Execution"))
     if execution:
-        pid = _int(execution.get("ProcessID"))
-        tid = _int(execution.get("ThreadID"))
-        process: dict[str, Any] = {}
-        if pid is not None:
-            process["pid"] = pid
-        if tid is not None:
-            process["thread"] = {"id": tid}
-        if process:
-            winlog["process"] = process
-    user_sid = _attributes(system.get("Security")).get("UserID")
-    if user_sid:
-        winlog["user"] = {"identifier": user_sid}
+        pid = execution.get("ProcessID")
+        tid = execution.get("ThreadID")
+        if type(pid) is int:
+            winlog["process"] = {"pid": pid, "thread": {"id": tid}} if type(tid) is int \
+                else {"pid": pid}
+        else:
+            pid, tid = _int(pid), _int(tid)
+            process: dict[str, Any] = {}
+            if pid is not None:
+                process["pid"] = pid
+            if tid is not None:
+                process["thread"] = {"id": tid}
+            if process:
+                winlog["process"] = process
+    security = get("Security")
+    if security:
+        user_sid = _attributes(security).get("UserID")
+        if user_sid:
+            winlog["user"] = {"identifier": user_sid}
 
     event_data = root.get("EventData")
-    data = event_data_fields(event_data) if event_data is not None else {}
-    user_data_node = root.get("UserData")
-    if user_data_node is not None:
-        user_data = user_data_fields(user_data_node)
-        if user_data is not None:
-            winlog["user_data"] = user_data
-            _flatten_user_data(user_data_node, data)
-            data.pop("xml_name", None)
-    errors = root.get("ProcessingErrorData")
-    if type(errors) is dict:
-        for key, value in event_data_fields(errors).items():
-            data.setdefault(key, value)
+    data = event_data_fields(event_data, reuse) if event_data is not None else {}
+    # beyond #attributes, System and EventData: the rarer sections
+    if event_data is None or len(root) > 3:
+        user_data_node = root.get("UserData")
+        if user_data_node is not None:
+            user_data = user_data_fields(user_data_node)
+            if user_data is not None:
+                winlog["user_data"] = user_data
+                _flatten_user_data(user_data_node, data)
+                data.pop("xml_name", None)
+        errors = root.get("ProcessingErrorData")
+        if type(errors) is dict:
+            for key, value in event_data_fields(errors).items():
+                data.setdefault(key, value)
     if data:
         winlog["event_data"] = data
 
     event_fields: dict[str, Any] = {
         "kind": "event",
         "module": MODULE,
-        "dataset": dataset_for_channel(channel),
+        "dataset": _dataset_cache.get(channel) or dataset_for_channel(channel),
         "code": code,
         "provider": provider_name,
         "id": record_identity(computer, channel, record_id, timestamp),
@@ -352,7 +402,7 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
     event: Event = {"@timestamp": timestamp, "event": event_fields, "winlog": winlog}
     if computer:
         event["host"] = {"name": computer}
-    level = system.get("Level")
+    level = get("Level")
     if level is not None:
         level_name = _LEVELS.get(level) if type(level) is int else None
         event["log"] = {"level": level_name or str(level)}

@@ -7,7 +7,7 @@ all share (progress, the pipeline with detection, the summary).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import click
 
@@ -23,10 +23,13 @@ def ingest() -> None:
 
 
 def run_ingest(app, label: str, batches: Iterable[Batch], *, detect: bool = True,
-               total_bytes: int | None = None) -> int:
+               total_bytes: int | None = None,
+               done_bytes: Callable[[], int] | None = None) -> int:
     """Feed ``batches`` through the pipeline, with progress and a summary.
 
-    Returns the exit status: 0, or 3 when some records were rejected (dead letters).
+    ``done_bytes`` (with ``total_bytes``) tells the progress display how far the
+    reader has got. Returns the exit status: 0, or 3 when some records were
+    rejected (dead letters).
     """
     from govsoc.pipeline import build_pipeline
 
@@ -34,7 +37,8 @@ def run_ingest(app, label: str, batches: Iterable[Batch], *, detect: bool = True
     progress = Progress(label, total_bytes)
     started = time.monotonic()
     try:
-        pipeline.run(batches, lambda result, batch: progress.update(len(batch)))
+        pipeline.run(batches, lambda result, batch: progress.update(
+            len(batch), done_bytes() if done_bytes is not None else None))
     finally:
         progress.finish()
         for line in summary_lines(pipeline.stats, time.monotonic() - started):

@@ -392,3 +392,13 @@ def test_directories_are_walked_for_evtx_files(tmp_path):
     found = [p.name for p in iter_evtx_paths([tmp_path])]
     assert found == ["two.EVTX", "one.evtx"] or sorted(found) == ["one.evtx", "two.EVTX"]
     assert "notes.txt" not in found
+
+
+def test_record_identity_is_the_shared_event_id_at_millisecond_precision():
+    from collectors.windows.winlog import record_identity
+    from govsoc.events import event_id
+
+    ours = record_identity("DC01", "Security", "42", "2024-03-01T08:15:30.123456Z")
+    assert ours == event_id("evtx:dc01:security", "42@2024-03-01T08:15:30.123")
+    # a Winlogbeat export of the same record carries milliseconds only
+    assert ours == record_identity("DC01", "Security", "42", "2024-03-01T08:15:30.123Z")
