@@ -162,7 +162,9 @@ def build_detectors(config: Config, store: Store) -> list[Detector]:
     """The detectors the configuration enables (Sigma streaming + correlation, YARA)."""
     if not config.get("detection.enabled", True):
         return []
-    return []
+    from detection.sigma.engine import build_sigma_detector
+
+    return [build_sigma_detector(config)]
 
 
 def build_pipeline(config: Config, store: Store, *, detect: bool = True) -> Pipeline:

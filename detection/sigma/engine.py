@@ -244,3 +244,11 @@ class SigmaDetector:
             if problem.severity == "error":
                 log.warning("%s", problem)
         return cls(ruleset)
+
+
+def build_sigma_detector(config: Any) -> SigmaDetector:
+    """The streaming detector for ``detection.sigma_rules`` ("builtin" = ``rules/sigma``),
+    its compiled rules cached under the data directory."""
+    paths = list(config.get("detection.sigma_rules", ["builtin"]) or [])
+    cache = config.data_path("cache/sigma")
+    return SigmaDetector.from_paths(paths, cache_dir=str(cache))

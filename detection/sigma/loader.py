@@ -96,9 +96,9 @@ def content_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _error_line(text: str, exc: BaseException) -> int | None:
+def error_line(text: str, exc: BaseException) -> int | None:
     """Best line for an error: YAML marks, pySigma locations, or the detection block."""
-    mark = getattr(exc, "problem_mark", None)
+    mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
     if mark is not None:
         return int(mark.line) + 1
     source = getattr(exc, "source", None)
@@ -131,7 +131,7 @@ def parse_rule_text(text: str, path: str = "<text>") -> RuleFile:
     try:
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        rule_file.problems.append(RuleProblem(path, _error_line(text, exc),
+        rule_file.problems.append(RuleProblem(path, error_line(text, exc),
                                               f"not valid YAML: {exc}"))
         return rule_file
     documents = [d for d in documents if d is not None]
@@ -144,14 +144,14 @@ def parse_rule_text(text: str, path: str = "<text>") -> RuleFile:
         collection = SigmaCollection.from_dicts(documents, collect_errors=True,
                                                 source=location, resolve_references=False)
     except (SigmaError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        rule_file.problems.append(RuleProblem(path, _error_line(text, exc), str(exc)))
+        rule_file.problems.append(RuleProblem(path, error_line(text, exc), str(exc)))
         return rule_file
     for item in collection.rules:
         errors = list(getattr(item, "errors", []) or [])
         rule_id = str(getattr(item, "id", "") or "") or None
         if errors:
             for error in errors:
-                rule_file.problems.append(RuleProblem(path, _error_line(text, error), str(error),
+                rule_file.problems.append(RuleProblem(path, error_line(text, error), str(error),
                                                       rule_id=rule_id))
             continue
         if isinstance(item, SigmaCorrelationRule):
@@ -160,7 +160,7 @@ def parse_rule_text(text: str, path: str = "<text>") -> RuleFile:
             rule_file.rules.append(item)
     for error in collection.errors:
         if not any(str(error) == p.message for p in rule_file.problems):
-            rule_file.problems.append(RuleProblem(path, _error_line(text, error), str(error)))
+            rule_file.problems.append(RuleProblem(path, error_line(text, error), str(error)))
     return rule_file
 
 

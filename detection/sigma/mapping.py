@@ -25,7 +25,6 @@ Winlogbeat rather than by govsoc.
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from dataclasses import dataclass
 
 from sigma.processing.conditions import LogsourceCondition

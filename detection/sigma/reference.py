@@ -78,13 +78,13 @@ def convert_rules(paths_and_texts: Iterable[tuple[str, str]],
             backend = sqliteBackend(processing_pipeline=mapping_pipeline(profile))
             try:
                 queries = backend.convert_rule(rule)
-            except Exception as exc:  # noqa: BLE001 - the reference may refuse any rule
+            except Exception as exc:
                 out.append(ReferenceRule(rule_id, path, None,
                                          f"{type(exc).__name__}: {str(exc)[:200]}"))
                 continue
             fields = sorted(backend.required_fields(rule)) if hasattr(
                 backend, "required_fields") else []
-            where = []
+            where: list[str] = []
             for query in queries:
                 text_q = str(query)
                 head = "SELECT * FROM logs WHERE "

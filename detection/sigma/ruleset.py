@@ -27,6 +27,7 @@ from detection.sigma.loader import (
     RuleFile,
     RuleProblem,
     content_digest,
+    error_line,
     iter_rule_files,
     parse_rule_text,
     validate_rules,
@@ -63,11 +64,12 @@ def compile_rule_file(rule_file: RuleFile, pipeline_profile: str = "govsoc"
             pipeline.apply(rule)
             compiled.append(compile_rule(rule, rule_file.path))
         except RuleError as exc:
-            problems.append(RuleProblem(rule_file.path, exc.line, exc.reason,
+            line = exc.line if exc.line is not None else error_line(rule_file.text, exc)
+            problems.append(RuleProblem(rule_file.path, line, exc.reason,
                                         rule_id=str(rule.id or "") or None))
         except (SigmaError, ValueError, TypeError, KeyError, AttributeError,
                 RecursionError) as exc:
-            problems.append(RuleProblem(rule_file.path, None,
+            problems.append(RuleProblem(rule_file.path, error_line(rule_file.text, exc),
                                         f"cannot compile: {type(exc).__name__}: {exc}",
                                         rule_id=str(rule.id or "") or None))
     for rule_c in compiled:
@@ -113,7 +115,7 @@ def load_ruleset(paths: Iterable[str | Path], profile: str = "govsoc",
     result = RuleSet()
     cache = Path(cache_dir) if cache_dir else None
     parsed_for_validation: list[RuleFile] = []
-    for path in iter_rule_files(paths):
+    for path in _rule_files(paths, result):
         result.files += 1
         try:
             text = path.read_bytes().decode("utf-8")
@@ -152,6 +154,15 @@ def load_ruleset(paths: Iterable[str | Path], profile: str = "govsoc",
         result.problems.extend(validate_rules(parsed_for_validation))
     _mark_correlation_only(result)
     return result
+
+
+def _rule_files(paths: Iterable[str | Path], result: RuleSet) -> Iterable[Path]:
+    """Rule files of every path; a missing path is a problem, the others still load."""
+    for entry in paths:
+        try:
+            yield from iter_rule_files([entry])
+        except RuleError as exc:
+            result.problems.append(RuleProblem(exc.path, exc.line, exc.reason))
 
 
 def _mark_correlation_only(result: RuleSet) -> None:

@@ -49,7 +49,8 @@ def test_wildcards_star_and_question_mark_and_escapes() -> None:
 
 def test_value_list_is_or_and_all_is_and() -> None:
     any_of = "sel:\n    CommandLine|contains:\n        - 'alpha'\n        - 'beta'\ncondition: sel"
-    all_of = "sel:\n    CommandLine|contains|all:\n        - 'alpha'\n        - 'beta'\ncondition: sel"
+    all_of = ("sel:\n    CommandLine|contains|all:\n        - 'alpha'\n        - 'beta'\n"
+              "condition: sel")
     assert one(any_of, CommandLine="x beta y")
     assert not one(all_of, CommandLine="x beta y")
     assert one(all_of, CommandLine="beta and ALPHA")
