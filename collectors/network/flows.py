@@ -103,6 +103,7 @@ class Flow:
         "resp_state",
         "resp_top",
         "service",
+        "community_id",
         "start",
         "vlan",
     )
@@ -131,6 +132,7 @@ class Flow:
         self.probes = 0
         self.missed_bytes = 0
         self.service = ""
+        self.community_id = ""  # computed once, when the first event needs it
 
     @property
     def terminated(self) -> bool:

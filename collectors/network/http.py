@@ -116,7 +116,13 @@ class HttpConnection:
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, is_orig: bool, data: bytes, ts: float) -> list[HttpTransaction]:
         side = self.request if is_orig else self.response
-        if side.state in ("dead", "tunnel"):
+        state = side.state
+        if state == "dead" or state == "tunnel":
+            return []
+        if state == "body" and not side.buf and len(data) < side.remaining:
+            # the common case of a body segment: no buffering needed
+            self._body_bytes(side, data)
+            side.remaining -= len(data)
             return []
         side.buf += data
         try:

@@ -16,7 +16,9 @@ within that budget.
 
 from __future__ import annotations
 
+import math
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,9 +42,9 @@ from collectors.network.http import HttpConnection, HttpTransaction, looks_like_
 from collectors.network.payloads import CarvedPayload, PayloadSink, hashes
 from collectors.network.reassembly import TcpStream
 from collectors.network.ssh import SshConnection, split_banner
-from collectors.network.tls import TlsConnection, looks_like_tls, version_name
+from collectors.network.tls import TlsConnection, cipher_name, looks_like_tls, version_name
 from govsoc.errors import ParseError
-from govsoc.events import DeadLetter, Event, event_id, format_timestamp, parse_timestamp
+from govsoc.events import DeadLetter, Event, event_id
 
 PROBE_PACKETS = 16
 DNS_PORTS = frozenset({53, 5353, 5355})
@@ -211,7 +213,7 @@ class NetworkSensor:
                                ["network"], ["connection", "end"])
         ev = event["event"]
         ev["start"] = event["@timestamp"]
-        ev["end"] = format_timestamp(parse_timestamp(flow.last))
+        ev["end"] = iso_timestamp((flow.last))
         ev["duration"] = round((flow.last - flow.start) * 1e9)
         event["source"]["bytes"] = flow.orig_ip_bytes
         event["source"]["packets"] = flow.orig_pkts
@@ -248,12 +250,12 @@ class NetworkSensor:
             "transport": TRANSPORTS.get(proto, str(proto)),
             "iana_number": str(proto),
             "type": "ipv4" if len(src) == 4 else "ipv6",
-            "community_id": community_id(src, sport, dst, dport, proto),
+            "community_id": flow.community_id or self._community_id(flow),
         }
         if flow.vlan >= 0:
             network["vlan"] = {"id": str(flow.vlan)}
         event: Event = {
-            "@timestamp": format_timestamp(parse_timestamp(ts)),
+            "@timestamp": iso_timestamp((ts)),
             "event": {"kind": "event", "module": "network", "dataset": dataset,
                       "id": event_id(self.source_id, position),
                       "category": category, "type": type_},
@@ -268,8 +270,16 @@ class NetworkSensor:
             event["observer"] = {"name": self.observer, "type": "sensor"}
         return event
 
+    @staticmethod
+    def _community_id(flow: Flow) -> str:
+        src, sport, dst, dport, proto = flow.key
+        flow.community_id = community_id(src, sport, dst, dport, proto)
+        return flow.community_id
+
     def _emit(self, event: Event) -> None:
-        self.by_dataset[event["event"]["dataset"]] += 1
+        dataset = event["event"]["dataset"]
+        counts = self.by_dataset
+        counts[dataset] = counts.get(dataset, 0) + 1
         self.events.append(event)
 
     def dns_event(self, flow: Flow, seq: int, ts: float, query: DnsMessage | None,
@@ -374,7 +384,7 @@ class NetworkSensor:
         if server is not None:
             version = server.selected_version or server.version
             out["server"] = {"ja3s": server.ja3s()}
-            out["cipher"] = _cipher_name(server.cipher)
+            out["cipher"] = cipher_name(server.cipher)
             if server.alpn:
                 out["next_protocol"] = server.alpn
         if client is not None:
@@ -413,13 +423,13 @@ class NetworkSensor:
         start = finding.window_start
         addr = self.ip(finding.address)
         event: Event = {
-            "@timestamp": format_timestamp(parse_timestamp(start)),
+            "@timestamp": iso_timestamp((start)),
             "event": {"kind": "event", "module": "network", "dataset": "network.scan",
                       "id": event_id(self.source_id, f"scan:{finding.action}:{addr}:{start}"),
                       "category": ["network", "intrusion_detection"], "type": ["info"],
                       "action": finding.action,
-                      "start": format_timestamp(parse_timestamp(start)),
-                      "end": format_timestamp(parse_timestamp(start + finding.window_seconds))},
+                      "start": iso_timestamp((start)),
+                      "end": iso_timestamp((start + finding.window_seconds))},
             "scan": {"distinct_ports": finding.distinct_ports,
                      "distinct_hosts": finding.distinct_hosts,
                      "syn_count": finding.syn_count,
@@ -432,6 +442,25 @@ class NetworkSensor:
             if finding.sample_ports:
                 event["scan"]["sample_ports"] = list(finding.sample_ports)
         self._emit(event)
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def iso_timestamp(ts: float) -> str:
+    """``format_timestamp`` for epoch seconds, with the date part cached per second
+    (events of one second share it; strftime per event was a tenth of the run)."""
+    sec = math.floor(ts)
+    usec = int(round((ts - sec) * 1e6))
+    if usec >= 1_000_000:
+        sec += 1
+        usec -= 1_000_000
+    prefix = _SECONDS.get(sec)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{prefix}.{usec:06d}Z"
 
 
 def _reason(exc: ParseError) -> str:
@@ -485,18 +514,6 @@ def _url(uri: str, host: str | None, port: int | None, method: str | None) -> di
     return url
 
 
-_CIPHERS: dict[int, str] | None = None
-
-
-def _cipher_name(code: int) -> str:
-    global _CIPHERS
-    if _CIPHERS is None:
-        # scapy's TLS layer carries the IANA cipher suite registry
-        from scapy.layers.tls.crypto.suites import _tls_cipher_suites
-        _CIPHERS = dict(_tls_cipher_suites)
-    return _CIPHERS.get(code, f"0x{code:04X}")
-
-
 # -- protocol handlers attached to flows ----------------------------------------------------
 
 class TcpApp:
@@ -539,12 +556,16 @@ class TcpApp:
                 sensor.reject(_reason(exc), f"flow {flow.index}",
                               chunk if isinstance(chunk, bytes) else b"", str(exc))
                 if handler.give_up(is_orig):
-                    self.dead = True
-                    handler.close(sensor, flow, ts)
+                    self._retire(sensor, flow, ts)
                     return
         if handler.done():
-            self.dead = True
-            handler.close(sensor, flow, ts)
+            self._retire(sensor, flow, ts)
+
+    def _retire(self, sensor: NetworkSensor, flow: Flow, ts: float) -> None:
+        """Nothing more to learn from this flow: report, and stop looking at it."""
+        self.dead = True
+        self.handler.close(sensor, flow, ts)
+        flow.app = False
 
     def close(self, sensor: NetworkSensor, flow: Flow) -> None:
         if self.dead:
@@ -615,9 +636,11 @@ class TlsApp:
         return self.tls.finished
 
     def done(self) -> bool:
-        # both hellos read, and the first encrypted record seen or not needed
-        return self.tls.finished and self.tls.client is not None and \
-            self.tls.server is not None and self.tls.established
+        # both hellos read, and encrypted records seen (or a few packets went by
+        # without them: the handshake is then reported as not established)
+        tls = self.tls
+        return tls.client is not None and tls.server is not None and (
+            tls.established or tls.after_hello > 4)
 
     def close(self, sensor: NetworkSensor, flow: Flow, ts: float) -> None:
         if not self.reported and (self.tls.client is not None or self.tls.server is not None):
@@ -697,21 +720,60 @@ class DnsTransactions:
 
 
 class DnsUdpApp(DnsTransactions):
-    __slots__ = ()
+    """DNS over UDP. A response repeats its question, so a query is kept raw and
+    parsed only if no response answers it (half the parsing on a normal network)."""
+
+    __slots__ = ("raw_queries",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw_queries: dict[int, tuple[float, bytes, int]] = {}
 
     def packet(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, d: Decoded,
                ts: float) -> None:
-        if not d.payload:
+        payload = d.payload
+        if len(payload) >= 12 and not payload[2] & 0x80:  # QR clear: a query
+            qid = (payload[0] << 8) | payload[1]
+            if qid in self.raw_queries or len(self.raw_queries) >= self.MAX_PENDING:
+                self._parse_queries(sensor, flow)
+            self.raw_queries[qid] = (ts, payload, sensor.packets)
             return
         try:
-            msg = parse_dns(d.payload)
+            msg = parse_dns(payload)
         except ParseError as exc:
-            sensor.reject("dns_malformed", f"packet {sensor.packets}", d.payload, str(exc))
+            sensor.reject("dns_malformed", f"packet {sensor.packets}", payload, str(exc))
             return
+        query = self.raw_queries.pop(msg.id, None)
+        if query is not None and msg.qname is not None:
+            self._emit(sensor, flow, query[0], _question_of(msg), msg)
+            flow.service = "dns"
+            return
+        if query is not None:  # a response without its question: use the query's
+            self.raw_queries[msg.id] = query
+            self._parse_queries(sensor, flow)
         self.message(sensor, flow, msg, ts)
 
-    def close(self, sensor: NetworkSensor, flow: Flow) -> None:
+    def _parse_queries(self, sensor: NetworkSensor, flow: Flow) -> None:
+        for ts, payload, number in self.raw_queries.values():
+            try:
+                msg = parse_dns(payload)
+            except ParseError as exc:
+                sensor.reject("dns_malformed", f"packet {number}", payload, str(exc))
+                continue
+            self.message(sensor, flow, msg, ts)
+        self.raw_queries.clear()
+
+    def close(self, sensor: NetworkSensor, flow: Flow) -> None:  # type: ignore[override]
+        self._parse_queries(sensor, flow)
         DnsTransactions.close(self, sensor, flow)
+
+
+def _question_of(response: DnsMessage) -> DnsMessage:
+    """The query as its response repeats it."""
+    return DnsMessage(response.id, False, response.opcode, "NOERROR",
+                      [f for f in response.flags if f in ("RD", "CD", "AD")],
+                      response.qname, response.qtype, response.qclass,
+                      name_truncated=response.name_truncated)
 
 
 class DnsTcpApp(DnsTransactions):

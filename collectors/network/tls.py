@@ -32,6 +32,58 @@ _JA4_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300:
                  0x0200: "s2", 0xFEFF: "d1", 0xFEFD: "d2", 0xFEFC: "d3"}
 
 
+#: the suites seen on almost every network (IANA names); others come from scapy's
+#: full registry, imported only when needed because the import takes most of a second
+CIPHER_SUITES = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
+    0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+    0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    0x003C: "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    0x003D: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    0x0067: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    0x006B: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0x0005: "TLS_RSA_WITH_RC4_128_SHA",
+    0x0004: "TLS_RSA_WITH_RC4_128_MD5",
+    0xC012: "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x0016: "TLS_DHE_RSA_WITH_3DES_EDE_CBC_SHA",
+}
+
+
+def cipher_name(code: int) -> str:
+    name = CIPHER_SUITES.get(code)
+    if name is None:
+        from scapy.layers.tls.crypto.suites import _tls_cipher_suites
+
+        name = CIPHER_SUITES[code] = _tls_cipher_suites.get(code, f"0x{code:04X}")
+    return name
+
+
 class TlsError(ParseError):
     """A side of a connection that does not carry a readable TLS handshake."""
 
@@ -210,6 +262,7 @@ class TlsConnection:
         self._handshake = {True: bytearray(), False: bytearray()}
         self._done = {True: False, False: False}
         self.first_ts = 0.0
+        self.after_hello = 0  # payloads seen on either side after both hellos
 
     @property
     def finished(self) -> bool:
@@ -218,7 +271,8 @@ class TlsConnection:
     def feed(self, is_orig: bool, data: bytes, ts: float) -> None:
         """Take the next in-order bytes of one side; raises TlsError on non-TLS."""
         if self._done[is_orig]:
-            if data[:1] == b"\x17":
+            self.after_hello += 1
+            if data[:1] == b"\x17" and self.client is not None and self.server is not None:
                 self.established = True
             return
         if not self.first_ts:
@@ -244,16 +298,28 @@ class TlsConnection:
             del buf[:5 + length]
             if ctype == 22:
                 self._handshake_bytes(is_orig, payload)
+                if self._done[is_orig]:
+                    # records after the hello in the same segment tell whether the
+                    # handshake went on to encryption
+                    self._scan_rest(buf)
             elif ctype in (20, 23):
                 # ChangeCipherSpec or application data: the clear-text part is over
-                if ctype == 23 or (self.client and self.server):
-                    self.established = self.established or ctype == 23
+                if self.client is not None and self.server is not None:
+                    self.established = True
                 self._done[is_orig] = True
                 buf.clear()
                 return
             if self._done[is_orig]:
                 buf.clear()
                 return
+
+    def _scan_rest(self, buf: bytearray) -> None:
+        off = 0
+        while off + 5 <= len(buf):
+            if buf[off] in (20, 23) and self.client is not None and self.server is not None:
+                self.established = True
+                return
+            off += 5 + ((buf[off + 3] << 8) | buf[off + 4])
 
     def _handshake_bytes(self, is_orig: bool, payload: bytes) -> None:
         hs = self._handshake[is_orig]
