@@ -210,7 +210,7 @@ def write_mix(path: str, packets: int = 200_000, seed: int = 7) -> int:
         fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for ts, data in records:
             sec = int(ts)
-            fh.write(struct.pack("<IIII", sec, int(round((ts - sec) * 1e6)) % 1_000_000,
+            fh.write(struct.pack("<IIII", sec, round((ts - sec) * 1e6) % 1_000_000,
                                  len(data), len(data)))
             fh.write(data)
     return len(records)

@@ -85,6 +85,7 @@ class Flow:
     __slots__ = (
         "app",
         "closed_at",
+        "community_id",
         "history",
         "index",
         "key",
@@ -103,7 +104,6 @@ class Flow:
         "resp_state",
         "resp_top",
         "service",
-        "community_id",
         "start",
         "vlan",
     )

@@ -213,7 +213,7 @@ class NetworkSensor:
                                ["network"], ["connection", "end"])
         ev = event["event"]
         ev["start"] = event["@timestamp"]
-        ev["end"] = iso_timestamp((flow.last))
+        ev["end"] = iso_timestamp(flow.last)
         ev["duration"] = round((flow.last - flow.start) * 1e9)
         event["source"]["bytes"] = flow.orig_ip_bytes
         event["source"]["packets"] = flow.orig_pkts
@@ -255,7 +255,7 @@ class NetworkSensor:
         if flow.vlan >= 0:
             network["vlan"] = {"id": str(flow.vlan)}
         event: Event = {
-            "@timestamp": iso_timestamp((ts)),
+            "@timestamp": iso_timestamp(ts),
             "event": {"kind": "event", "module": "network", "dataset": dataset,
                       "id": event_id(self.source_id, position),
                       "category": category, "type": type_},
@@ -423,13 +423,13 @@ class NetworkSensor:
         start = finding.window_start
         addr = self.ip(finding.address)
         event: Event = {
-            "@timestamp": iso_timestamp((start)),
+            "@timestamp": iso_timestamp(start),
             "event": {"kind": "event", "module": "network", "dataset": "network.scan",
                       "id": event_id(self.source_id, f"scan:{finding.action}:{addr}:{start}"),
                       "category": ["network", "intrusion_detection"], "type": ["info"],
                       "action": finding.action,
-                      "start": iso_timestamp((start)),
-                      "end": iso_timestamp((start + finding.window_seconds))},
+                      "start": iso_timestamp(start),
+                      "end": iso_timestamp(start + finding.window_seconds)},
             "scan": {"distinct_ports": finding.distinct_ports,
                      "distinct_hosts": finding.distinct_hosts,
                      "syn_count": finding.syn_count,
@@ -451,7 +451,7 @@ def iso_timestamp(ts: float) -> str:
     """``format_timestamp`` for epoch seconds, with the date part cached per second
     (events of one second share it; strftime per event was a tenth of the run)."""
     sec = math.floor(ts)
-    usec = int(round((ts - sec) * 1e6))
+    usec = round((ts - sec) * 1e6)
     if usec >= 1_000_000:
         sec += 1
         usec -= 1_000_000
