@@ -763,7 +763,7 @@ class DnsUdpApp(DnsTransactions):
             self.message(sensor, flow, msg, ts)
         self.raw_queries.clear()
 
-    def close(self, sensor: NetworkSensor, flow: Flow) -> None:  # type: ignore[override]
+    def close(self, sensor: NetworkSensor, flow: Flow) -> None:
         self._parse_queries(sensor, flow)
         DnsTransactions.close(self, sensor, flow)
 
