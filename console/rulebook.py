@@ -6,7 +6,8 @@ compiling them. Uploaded rules and the set of disabled rules live in the store's
 settings so every console and detector sharing the store sees the same:
 
 - ``rules.disabled``: list of rule ids switched off;
-- ``rules.custom``: {rule id: {"language", "name", "text", "uploaded_by", "uploaded_at"}}.
+- ``rules.custom``: {first rule id of the upload: {"language", "name", "text", "ids",
+  "uploaded_by", "uploaded_at"}}; one upload may define several rules.
 """
 
 from __future__ import annotations
@@ -112,13 +113,11 @@ def custom_rules() -> dict[str, dict[str, Any]]:
 def catalogue() -> list[RuleInfo]:
     """Every rule: files first, then uploaded ones (an upload with a file's id wins)."""
     by_id: dict[str, RuleInfo] = {r.id: r for r in _file_rules(_rule_files())}
-    for rule_id, item in custom_rules().items():
+    for item in custom_rules().values():
         text = str(item.get("text", ""))
-        parsed = (sigma_infos if item.get("language") == "sigma" else yara_infos)(
-            "uploaded", text)
-        match = next((p for p in parsed if p.id == rule_id), None)
-        by_id[rule_id] = match or RuleInfo(rule_id, str(item.get("name", rule_id)),
-                                           str(item.get("language", "")), "uploaded", text)
+        parse = sigma_infos if item.get("language") == "sigma" else yara_infos
+        for info in parse("uploaded", text):
+            by_id[info.id] = info
     return sorted(by_id.values(), key=lambda r: (r.language, r.name.lower()))
 
 

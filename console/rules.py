@@ -9,12 +9,26 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from console import audit
 from console.app import get_store
 from console.permissions import Permission, requires
-from console.rulebook import DISABLED_KEY, catalogue, disabled_rules, find_rule
+from console.rulebook import (
+    CUSTOM_KEY,
+    DISABLED_KEY,
+    MAX_RULE_BYTES,
+    catalogue,
+    custom_rules,
+    disabled_rules,
+    find_rule,
+)
+from console.ruletest import check, run_test
+from govsoc.events import utcnow
 from store.base import AlertFilter
+
+LANGUAGES = ("sigma", "yara")
+TEST_HOURS = (1, 24, 168, 720)
 
 bp = Blueprint("rules", __name__, url_prefix="/rules")
 
@@ -85,3 +99,79 @@ def delete_suppression(suppression_id: str) -> Any:
                  before=existing[suppression_id])
     flash(_("Suppression removed."), "ok")
     return redirect(url_for("rules.suppressions"), 303)
+
+
+def _hours() -> int:
+    try:
+        hours = int(request.values.get("hours", "24"))
+    except ValueError:
+        hours = 24
+    return hours if hours in TEST_HOURS else 24
+
+
+def _uploaded_text() -> str | None:
+    """The rule text from the file field or the text area (None when too big or binary)."""
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        raw = upload.read(MAX_RULE_BYTES + 1)
+    else:
+        raw = request.form.get("text", "").encode("utf-8")
+    if len(raw) > MAX_RULE_BYTES:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@requires(Permission.RULES_EDIT)
+def upload() -> Any:
+    """Upload a rule: check it with the engine, optionally try it, then save it."""
+    if request.method != "POST":
+        return render_template("rules/upload.html", language="sigma", text="", checked=None,
+                               run=None, hours_choices=TEST_HOURS, hours=24)
+    language = request.form.get("language", "sigma")
+    if language not in LANGUAGES:
+        abort(400)
+    text = _uploaded_text()
+    if text is None or not text.strip():
+        flash(_("The rule must be UTF-8 text of at most 512 KiB."), "error")
+        return render_template("rules/upload.html", language=language, text="", checked=None,
+                               run=None, hours_choices=TEST_HOURS, hours=24), 400
+    checked = check(language, text)
+    hours = _hours()
+    action = request.form.get("action", "check")
+    if not checked.ok:
+        return render_template("rules/upload.html", language=language, text=text,
+                               checked=checked, run=None, hours_choices=TEST_HOURS,
+                               hours=hours), 400
+    if action == "save":
+        store = get_store()
+        uploads = custom_rules()
+        key = checked.ids[0]
+        before = uploads.get(key)
+        uploads[key] = {"language": language, "name": checked.names[0], "text": text,
+                        "ids": checked.ids, "uploaded_by": current_user.username,
+                        "uploaded_at": utcnow().isoformat()}
+        store.set_setting(CUSTOM_KEY, uploads)
+        audit.record("rule.upload", "rule", key, before, uploads[key])
+        flash(_("Rule saved."), "ok")
+        return redirect(url_for("rules.view", rule_id=key), 303)
+    run = run_test(get_store(), checked, hours) if action == "test" else None
+    return render_template("rules/upload.html", language=language, text=text, checked=checked,
+                           run=run, hours_choices=TEST_HOURS, hours=hours)
+
+
+@bp.route("/<path:rule_id>/test")
+@requires(Permission.RULES_VIEW)
+def test(rule_id: str) -> Any:
+    """Run a known rule over recent stored events."""
+    rule = find_rule(rule_id)
+    if rule is None:
+        abort(404)
+    checked = check(rule.language, rule.text)
+    hours = _hours()
+    run = run_test(get_store(), checked, hours, only=rule_id) if checked.ok else None
+    return render_template("rules/test.html", rule=rule, checked=checked, run=run,
+                           hours=hours, hours_choices=TEST_HOURS)
