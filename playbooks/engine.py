@@ -558,7 +558,8 @@ class PlaybookEngine:
                                            at=utcnow(), before=before, after=after))
 
     def _link_case(self, run: Run) -> None:
-        """Keep a summary of the run in the case's ``extra`` (optimistic concurrency)."""
+        """Keep a summary of the run in ``case.extra["playbook_runs"]`` (a list, one entry
+        per run, what the case page shows), with optimistic concurrency."""
         from store.base import CaseChange
 
         assert run.case_id is not None
@@ -568,12 +569,15 @@ class PlaybookEngine:
             except NotFoundError:
                 return
             extra = dict(case.extra or {})
-            runs = dict(extra.get("playbook_runs") or {})
-            summary = run.summary()
-            if runs.get(run.id) == summary:
+            entries = [e for e in extra.get("playbook_runs") or [] if isinstance(e, dict)]
+            summary = case_run_entry(run)
+            current = next((e for e in entries if e.get("id") == run.id), None)
+            if current == summary:
                 return
-            runs[run.id] = summary
-            extra["playbook_runs"] = runs
+            entries = [summary if e.get("id") == run.id else e for e in entries]
+            if current is None:
+                entries.append(summary)
+            extra["playbook_runs"] = entries
             try:
                 self.store.update_case(case.id, case.version, CaseChange(extra=extra))
                 return
@@ -581,6 +585,16 @@ class PlaybookEngine:
                 continue
         log.warning("could not record run %s on case %s: it kept changing", run.id,
                     run.case_id)
+
+
+def case_run_entry(run: Run) -> dict[str, Any]:
+    """What a case keeps about a run on it."""
+    done, total = run.progress
+    name = run.playbook.get("name") or {}
+    return {"id": run.id, "playbook": run.playbook_id, "name": name,
+            "status": run.status, "started_at": run.created_at,
+            "finished_at": run.finished_at, "progress": f"{done}/{total}",
+            "actor": run.actor, "trigger": run.trigger}
 
 
 _PARSED: dict[str, Playbook] = {}

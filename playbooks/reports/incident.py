@@ -109,9 +109,11 @@ def _measures(store: Any, case: Any) -> list[dict[str, str]]:
 
     measures: list[dict[str, str]] = []
     repository = RunRepository(store)
-    for run_id in (case.extra or {}).get("playbook_runs") or {}:
+    for entry in (case.extra or {}).get("playbook_runs") or []:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            continue
         try:
-            run = repository.get(run_id)
+            run = repository.get(str(entry["id"]))
         except GovsocError:
             continue
         if run.dry_run:

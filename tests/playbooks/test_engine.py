@@ -124,7 +124,9 @@ def test_webshell_run_waits_for_people_and_approvals_then_completes(
         assert needed in actions, needed
     # the case carries the run
     case = store.get_case(run.case_id)
-    assert case.extra["playbook_runs"][run.id]["status"] == "completed"
+    [entry] = case.extra["playbook_runs"]
+    assert entry["id"] == run.id and entry["playbook"] == "webshell-portal"
+    assert entry["status"] == "completed" and entry["finished_at"]
 
 
 @pytest.mark.parametrize("playbook_id,alert_kwargs", [
