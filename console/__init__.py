@@ -27,7 +27,7 @@ BLUEPRINT_MODULES: list[str] = [
     "console.rules",
     "console.admin",
     "console.api",
-    # "console.playbooks",  # the playbook engine's pages, when they land
+    "console.playbooks",
     # "console.reports",    # incident reports, when they land
 ]
 

@@ -1,0 +1,121 @@
+"""The playbook and report pages of the console, driven through the Flask test client
+with a real store: start a suggested playbook on a case, work its checklist, approve
+as a manager, edit and export the national incident report."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.console.conftest import csrf_token, sign_in
+from tests.playbooks.conftest import raise_alert
+
+
+@pytest.fixture
+def console_app(users, pb_config):
+    from console import BLUEPRINT_MODULES, create_app
+
+    if "console.playbooks" not in BLUEPRINT_MODULES:
+        pytest.skip("the console does not register the playbooks blueprint")
+    from werkzeug.security import generate_password_hash
+
+    for name in ("ana", "minh", "quan"):
+        user = users.get_user(name)
+        user.password_hash = generate_password_hash("pw-" + name, method="scrypt:4096:8:1")
+        users.update_user(user)
+    return create_app(pb_config, users, {"TESTING": True})
+
+
+class Client:
+    def __init__(self, app, username):
+        self.client = app.test_client()
+        assert sign_in(self.client, username, "pw-" + username).status_code == 302
+        self.token = csrf_token(self.client, "/account")
+
+    def get(self, path, **kw):
+        return self.client.get(path, **kw)
+
+    def post(self, path, data=None, **kw):
+        return self.client.post(path, data={"csrf_token": self.token, **(data or {})}, **kw)
+
+
+def text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_receiver):
+    from store.base import NewCase
+
+    alert = raise_alert(users, rule_id="web-webshell-exec", rule_name="Webshell exec",
+                        severity="critical", tags=["attack.t1505.003"],
+                        fields={"source.ip": "198.51.100.7", "host.name": "portal-web-01"})
+    case = users.create_case(NewCase(title="Webshell <b>cổng</b>", created_by="ana",
+                                     alert_ids=[alert.id]))
+    ana = Client(console_app, "ana")
+    page = text(ana.get(f"/cases/{case.id}"))
+    suggestions = re.search(r'data-testid="playbook-suggestions">(.*?)</ul>', page, re.S)
+    assert suggestions and "Webshell trên Cổng thông tin điện tử" in suggestions.group(1)
+
+    response = ana.post(f"/playbooks/case/{case.id}/start", {"playbook_id": "webshell-portal"})
+    assert response.status_code == 302
+    run_url = response.headers["Location"]
+    run_id = run_url.split("id=")[1]
+    page = text(ana.get(run_url))
+    assert 'data-testid="run-status">chờ người xử lý' in page
+    assert 'data-testid="step-verify" data-status="waiting_task"' in page
+    assert "198.51.100.7" in page  # the enrichment output is shown
+
+    # a task needing evidence is refused without it, then done
+    refused = ana.post("/playbooks/step", {"run_id": run_id, "step_id": "verify"})
+    assert refused.status_code == 409
+    done = ana.post("/playbooks/step", {"run_id": run_id, "step_id": "verify",
+                                        "notes": "đã xác minh", "evidence": "shell.aspx\nlog"})
+    assert done.status_code == 302
+    page = text(ana.get(run_url))
+    assert 'data-testid="step-block-attacker" data-status="waiting_approval"' in page
+    assert 'data-testid="approve-block-attacker"' not in page  # an analyst may not approve
+
+    # the manager sees it waiting and approves it
+    minh = Client(console_app, "minh")
+    waiting = text(minh.get("/playbooks/approvals"))
+    assert f'data-testid="approval-{run_id}-block-attacker"' in waiting
+    denied = ana.post("/playbooks/decide", {"run_id": run_id, "step_id": "block-attacker",
+                                            "decision": "approve"})
+    assert denied.status_code == 403
+    approved = minh.post("/playbooks/decide", {"run_id": run_id, "step_id": "block-attacker",
+                                               "decision": "approve", "comment": "ok"})
+    assert approved.status_code == 302
+    assert [c["json"]["address"] for c in http_receiver.calls_to("/fw/block")] == \
+        ["198.51.100.7/32"]
+    page = text(minh.get(run_url))
+    assert 'data-testid="step-block-attacker" data-status="succeeded"' in page
+    # the case page lists the run
+    assert f'data-testid="case-run-{run_id}"' in text(ana.get(f"/cases/{case.id}"))
+    # the playbooks page shows the library and the run under way
+    index = text(ana.get("/playbooks"))
+    assert f'data-testid="run-{run_id}"' in index
+    assert index.count("<tr><td><a href=\"/playbooks/show?id=") == 8
+
+
+def test_pages_escape_attacker_text_and_refuse_bad_requests(console_app, users):
+    from store.base import NewCase
+
+    alert = raise_alert(users, tags=["attack.t1110.001"],
+                        fields={"source.ip": "198.51.100.8",
+                                "user.name": "<script>window.__xss=1</script>"})
+    case = users.create_case(NewCase(title="t", created_by="ana", alert_ids=[alert.id]))
+    ana = Client(console_app, "ana")
+    response = ana.post(f"/playbooks/case/{case.id}/start",
+                        {"playbook_id": "brute-force-ssh-vpn", "dry_run": "1"})
+    page = text(ana.get(response.headers["Location"]))
+    assert "<script>window.__xss=1</script>" not in page
+    assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
+    assert ana.get("/playbooks/run?id=nope").status_code == 404
+    assert ana.get("/playbooks/show?id=nope").status_code == 404
+    assert ana.post("/playbooks/step", {}).status_code == 400
+    assert ana.post(f"/playbooks/case/{case.id}/start", {}).status_code == 400
+    assert ana.post("/playbooks/case/C-missing/start", {"playbook_id": "x"}).status_code == 404
+    no_token = ana.client.post(f"/playbooks/case/{case.id}/start",
+                               data={"playbook_id": "brute-force-ssh-vpn"})
+    assert no_token.status_code == 400  # CSRF
