@@ -117,6 +117,8 @@ def build_app(config: Config, store: Store | None, overrides: dict[str, Any]) ->
     login_manager.init_app(app)
     login_manager.session_protection = "strong"
     login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.login_message_category = "info"
     Babel(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     i18n.install_filters(app)
     presentation.install_filters(app)

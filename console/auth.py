@@ -10,10 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import threading
+import time
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -37,6 +50,50 @@ bp = Blueprint("auth", __name__)
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
+#: failed sign-ins from one address within ADDRESS_WINDOW before it must wait
+MAX_FAILURES_PER_ADDRESS = 20
+ADDRESS_WINDOW = 600.0
+
+
+class AddressThrottle:
+    """Failed sign-ins per client address, so one address cannot try name after name.
+
+    Kept in memory: it slows a guessing run down; the per-account lockout on the
+    user record is what survives a restart.
+    """
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        times = self._failures.setdefault(address, deque())
+        while times and now - times[0] > self.window:
+            times.popleft()
+        return times
+
+    def blocked(self, address: str) -> bool:
+        with self._lock:
+            return len(self._recent(address, time.monotonic())) >= self.limit
+
+    def failed(self, address: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(address, now).append(now)
+            if len(self._failures) > 10000:  # forget idle addresses
+                for key in [k for k, v in self._failures.items() if not v]:
+                    del self._failures[key]
+
+
+def throttle() -> AddressThrottle:
+    """The throttle of the running console (one per app)."""
+    found: AddressThrottle = current_app.extensions.setdefault(
+        "govsoc.signin_throttle", AddressThrottle(MAX_FAILURES_PER_ADDRESS, ADDRESS_WINDOW))
+    return found
+
+
 # checked against when the name is unknown, so both paths cost one scrypt
 _DUMMY_HASH = hash_password(secrets.token_hex(16))
 
@@ -69,6 +126,11 @@ def login() -> Any:
         return render_template("login.html", next=request.args.get("next", ""))
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
+    address = request.remote_addr or "?"
+    if throttle().blocked(address):
+        audit.record("login.throttled", "address", address, actor=username[:100] or "?")
+        flash(_("Too many failed sign-ins from your address: wait a few minutes."), "error")
+        return render_template("login.html", next=request.form.get("next", "")), 429
     store = get_store()
     try:
         user: User | None = store.get_user(username) if username else None
@@ -77,12 +139,14 @@ def login() -> Any:
     now = utcnow()
     if user is None:
         verify_password(_DUMMY_HASH, password)
+        throttle().failed(address)
         audit.record("login.failed", "user", username[:100], actor=username[:100] or "?")
         return _login_refused()
     if user.locked_until and user.locked_until > now:
         audit.record("login.locked", "user", user.username, actor=user.username)
         return _login_refused(locked=True)
     if user.disabled or not verify_password(user.password_hash, password):
+        throttle().failed(address)
         failed = user.failed_logins + 1
         locked = now + LOCKOUT if failed >= MAX_FAILED_LOGINS else None
         save_user(user, failed_logins=0 if locked else failed, locked_until=locked)

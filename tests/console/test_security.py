@@ -202,3 +202,15 @@ def test_logout(analyst):
     response = analyst.post("/logout")
     assert response.status_code == 302
     assert analyst.get("/alerts").status_code == 302
+
+
+def test_one_address_cannot_guess_name_after_name(app, store):
+    from console.auth import MAX_FAILURES_PER_ADDRESS
+
+    client = app.test_client()
+    for n in range(MAX_FAILURES_PER_ADDRESS):
+        assert sign_in(client, f"guess{n}", "wrong password!").status_code == 401
+    throttled = sign_in(client, "max")  # right password, but this address must wait
+    assert throttled.status_code == 429
+    assert store.get_user("max").last_login is None
+    assert store.list_audit(AuditFilter(action="login.throttled")).items
