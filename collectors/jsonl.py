@@ -17,6 +17,7 @@ import orjson
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
 from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines
+from collectors.winlog_json import windows_record_event
 from govsoc.errors import ParseError, RecordError
 from govsoc.events import DeadLetter, Event, event_id, get_field, set_field, validate_event
 
@@ -61,7 +62,10 @@ def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
         raise ParseError(f"invalid JSON: {exc}", source, line) from None
     if not isinstance(doc, dict):
         raise ParseError(f"expected a JSON object, got {type(doc).__name__}", source, line)
-    event = expand_dotted(doc)
+    # Windows event exports (Winlogbeat, Elastic Agent, NXLog, Log Analytics, Sysmon
+    # for Linux) become the same events EVTX files give
+    windows = windows_record_event(doc, data, source, line)
+    event = windows if windows is not None else expand_dotted(doc)
     meta = event.get("event")
     if type(meta) is dict and not meta.get("id"):
         meta["id"] = event_id(f"jsonl:{source}", line)

@@ -253,6 +253,15 @@ def record_identity(computer: str, channel: str, record_id: str, timestamp: str)
     return blake2b(prefix + position, digest_size=16).hexdigest()
 
 
+def content_identity(computer: str, channel: str, content: str) -> str:
+    """``event.id`` of a record exported without its record number: a digest of its
+    content, so the same export read twice stores once and distinct records that
+    share a millisecond stay distinct."""
+    digest = blake2b(content.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return blake2b(f"evtx:{computer.lower()}:{channel.lower()}\x00content:{digest}".encode(
+        "utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 def _text(value: Any) -> str:
     if type(value) is str:
         return value
@@ -395,7 +404,9 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
         "dataset": _dataset_cache.get(channel) or dataset_for_channel(channel),
         "code": code,
         "provider": provider_name,
-        "id": record_identity(computer, channel, record_id, timestamp),
+        "id": record_identity(computer, channel, record_id, timestamp) if record_id
+        else content_identity(computer, channel, original if original is not None
+                              else repr(record)),
     }
     if original is not None:
         event_fields["original"] = original
@@ -404,8 +415,10 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
         event["host"] = {"name": computer}
     level = get("Level")
     if level is not None:
-        level_name = _LEVELS.get(level) if type(level) is int else None
-        event["log"] = {"level": level_name or str(level)}
+        if type(level) is not int:
+            level = _int(level) if isinstance(level, str) else None
+        if level is not None:
+            event["log"] = {"level": _LEVELS.get(level) or str(level)}
     rendering = root.get("RenderingInfo")
     if type(rendering) is dict:
         _apply_rendering(event, winlog, rendering)

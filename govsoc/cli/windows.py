@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import orjson
 from collectors.base import Batch
 from govsoc.cli.common import pass_app
 from govsoc.cli.ingest import run_ingest
+from govsoc.events import DeadLetter
 
 _NO_DETECT = click.option("--no-detect", is_flag=True, help="Store only; do not run detection.")
 _PRINT = click.option("--print-events", is_flag=True,
@@ -107,4 +109,39 @@ def ingest_evtx(app: Any, paths: tuple[str, ...], threads: int, print_events: bo
                       done_bytes=lambda: progress.done)
 
 
-COMMANDS: list[Any] = [("ingest", ingest_evtx)]
+@click.command("winlog-json")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_PRINT
+@_NO_DETECT
+@pass_app
+def ingest_winlog_json(app: Any, files: tuple[str, ...], print_events: bool,
+                       no_detect: bool) -> int:
+    """Windows event exports, one record per line (.zip members and .gz read too):
+    Winlogbeat / Elastic Agent JSON, NXLog and Log Analytics rows, evtx_dump JSON,
+    event XML, Sysmon for Linux syslog records.
+
+    ``govsoc ingest jsonl`` recognises the same records among other ECS lines;
+    this command also reads archives and rejects lines that are not Windows events.
+    """
+    from collectors.winlog_json import read_winlog_json
+
+    paths = [Path(f) for f in files]
+    batch_size = int(app.config.get("ingest.batch_size"))
+    max_line = int(app.config.get("ingest.max_line_bytes"))
+
+    def reader(path: Path) -> Iterator[Batch]:
+        try:
+            yield from read_winlog_json(path, batch_size, max_line)
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            reason = f"cannot read Windows event file: {getattr(exc, 'strerror', None) or exc}"
+            yield Batch(rejected=[DeadLetter(str(path), "", reason, b"")])
+
+    if print_events:
+        return _print_events(_each_file(paths, reader, _FileProgress([])))
+    progress = _FileProgress(paths)
+    return run_ingest(app, "winlog-json", _each_file(paths, reader, progress),
+                      detect=not no_detect, total_bytes=progress.total or None,
+                      done_bytes=lambda: progress.done)
+
+
+COMMANDS: list[Any] = [("ingest", ingest_evtx), ("ingest", ingest_winlog_json)]
