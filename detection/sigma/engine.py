@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detection.sigma.compiler import CompiledRule, Predicate
-from detection.sigma.eventview import BULKY_FIELDS, FieldPlan, keyword_view
+from detection.sigma.eventview import (
+    BULKY_FIELDS,
+    FieldPlan,
+    build_view,
+    keyword_text,
+    keyword_view,
+)
 from detection.sigma.prefilter import Prefilter
 from detection.sigma.routing import EventKey, RouteSpec, route_for
 from detection.sigma.ruleset import RuleSet
@@ -125,23 +131,33 @@ class SigmaDetector:
     def _evaluate(self, event: Event) -> list[int]:
         route = self._route(event_key_of(event))
         low, raw, text = route.plan.view(event)
-        preds = self.predicates
         out: list[int] = []
         if route.keyword_prefilter is not None:
-            kw_low, kw_raw, kw_text = keyword_view(event)
-            keyword = route.keyword_prefilter.candidates(text + "\x00" + kw_text)
+            keyword = route.keyword_prefilter.candidates(text + "\x00" + keyword_text(event))
             if keyword:
-                full_low = {**low, **kw_low}
-                full_raw = {**raw, **kw_raw}
-                for n in keyword:
-                    if self._run(preds[n], n, full_low, full_raw, event):
-                        out.append(n)
-        for n in route.prefilter.candidates(text):
-            if self._run(preds[n], n, low, raw, event):
-                out.append(n)
+                kw_low, kw_raw, _ = keyword_view(event)
+                self._run_all(keyword, {**low, **kw_low}, {**raw, **kw_raw}, event, out)
+        candidates = route.prefilter.candidates(text)
+        if candidates:
+            self._run_all(candidates, low, raw, event, out)
         if len(out) > 1:
             out.sort()
         return out
+
+    def _run_all(self, numbers: list[int], low: dict[str, Any], raw: dict[str, Any],
+                 event: Event, out: list[int]) -> None:
+        preds = self.predicates
+        append = out.append
+        start = len(out)
+        try:  # one guard for the whole loop: a failing rule is rare
+            for n in numbers:
+                if preds[n](low, raw):
+                    append(n)
+        except Exception:
+            del out[start:]
+            for n in numbers:
+                if self._run(preds[n], n, low, raw, event):
+                    out.append(n)
 
     def _run(self, predicate: Predicate, n: int, low: dict[str, Any], raw: dict[str, Any],
              event: Event) -> bool:
@@ -174,13 +190,18 @@ class SigmaDetector:
     def detect(self, events: Sequence[Event]) -> list[NewAlert]:
         alerts: list[NewAlert] = []
         for event, hits in self.iter_matches(events):
+            flat: dict[str, Any] | None = None
             for n in hits:
                 rule = self.rules[n]
                 if self.correlator is not None:
                     alerts.extend(self.correlator.observe(rule, event))
-                if not rule.generate or self._suppressed(rule.rule_id, event):
+                if not rule.generate:
                     continue
-                alerts.append(self.alert(n, event))
+                if flat is None:
+                    flat = build_view(event, self.skip)[1]
+                if self._suppressed(rule.rule_id, flat):
+                    continue
+                alerts.append(self.alert(n, event, flat))
         return alerts
 
     def flush(self) -> list[NewAlert]:
@@ -194,7 +215,7 @@ class SigmaDetector:
             table.setdefault(s.rule_id, []).append((s.field, str(s.value).lower(), s.expires_at))
         self.suppressions = table
 
-    def _suppressed(self, rule_id: str, event: Event) -> bool:
+    def _suppressed(self, rule_id: str, flat: dict[str, Any]) -> bool:
         if not self.suppressions:
             return False
         now: datetime | None = None
@@ -204,21 +225,20 @@ class SigmaDetector:
                     now = now or utcnow()
                     if expires <= now:
                         continue
-                got = get_field(event, field_name)
+                got = flat.get(field_name)
                 values = got if isinstance(got, list) else [got]
                 if any(v is not None and str(v).lower() == value for v in values):
                     return True
         return False
 
-    def alert(self, n: int, event: Event) -> NewAlert:
-        """The alert draft for rule ``n`` matching ``event``."""
+    def alert(self, n: int, event: Event, flat: dict[str, Any] | None = None) -> NewAlert:
+        """The alert draft for rule ``n`` matching ``event`` (``flat``: its flat fields)."""
         rule = self.rules[n]
+        if flat is None:
+            flat = build_view(event, self.skip)[1]
         fields: dict[str, Any] = {}
         for name in (*ALERT_FIELDS, *rule.fields):
-            value = get_field(event, name)
-            if value is None and name.startswith("winlog.event_data."):
-                data = get_field(event, "winlog.event_data")
-                value = data.get(name[18:]) if isinstance(data, dict) else None
+            value = flat.get(name)
             if value is not None and value != "":
                 fields[name] = value
         try:

@@ -7,7 +7,7 @@ lower-cased values for the literal prefilter.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 #: Fields left out of the view unless a rule names them: large, and never what
@@ -118,6 +118,33 @@ class FieldPlan:
                     else:
                         parts.append(lv)
         return low, raw, _SEP.join(parts)
+
+
+def _texts(values: Iterable[Any]) -> Iterator[str]:
+    for value in values:
+        if value.__class__ is str:
+            yield value
+        elif value is None:
+            continue
+        elif value.__class__ is dict:
+            yield from _texts(value.values())
+        elif value.__class__ is list or value.__class__ is tuple:
+            yield from _texts(value)
+        else:
+            yield _lower_scalar(value)
+
+
+def keyword_text(event: Mapping[str, Any]) -> str:
+    """The lower-cased text of :func:`keyword_view`, built without the dictionaries."""
+    winlog = event.get("winlog")
+    data = winlog.get("event_data") if winlog.__class__ is dict else None
+    if data.__class__ is not dict:
+        return build_view(event, frozenset())[2]
+    text = _SEP.join(_texts(data.values()))
+    message = event.get("message")
+    if message.__class__ is str:
+        text = text + _SEP + message
+    return text.lower()
 
 
 def keyword_view(event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
