@@ -28,7 +28,7 @@ BLUEPRINT_MODULES: list[str] = [
     "console.admin",
     "console.api",
     "console.playbooks",
-    # "console.reports",    # incident reports, when they land
+    "console.reports",
 ]
 
 

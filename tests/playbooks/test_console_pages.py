@@ -119,3 +119,58 @@ def test_pages_escape_attacker_text_and_refuse_bad_requests(console_app, users):
     no_token = ana.client.post(f"/playbooks/case/{case.id}/start",
                                data={"playbook_id": "brute-force-ssh-vpn"})
     assert no_token.status_code == 400  # CSRF
+
+
+def test_incident_report_is_edited_and_exported_from_the_console(console_app, users, engine):
+    alert = raise_alert(users, rule_id="web-webshell-exec", rule_name="Webshell exec",
+                        severity="critical", tags=["attack.t1505.003"],
+                        fields={"source.ip": "198.51.100.7", "host.name": "portal-web-01"})
+    run = engine.start("webshell-portal", actor="ana", alert_id=alert.id)
+    case_id = run.case_id
+    minh = Client(console_app, "minh")
+    page = text(minh.get(f"/reports/incident/{case_id}?kind=initial"))
+    assert 'value="Cổng thông tin điện tử tỉnh"' in page
+    assert "ip 198.51.100.7" in page
+    saved = minh.post(f"/reports/incident/{case_id}", {
+        "kind": "initial", "impact": "Gián đoạn <b>2 giờ</b>",
+        "indicators": "ip 198.51.100.7\nurl http://evil.example/x.aspx",
+        "system_name": "Cổng thông tin điện tử tỉnh"})
+    assert saved.status_code == 302
+    page = text(minh.get(f"/reports/incident/{case_id}?kind=initial"))
+    assert "Gián đoạn &lt;b&gt;2 giờ&lt;/b&gt;" in page
+    from playbooks.reports.incident import build_incident_report
+
+    report = build_incident_report(users, console_app.extensions["govsoc.config"], case_id,
+                                   "initial")
+    assert report.edited == ["impact", "indicators"]
+    assert {"type": "url", "value": "http://evil.example/x.aspx"} in report.fields["indicators"]
+    exported = minh.get(f"/reports/incident/{case_id}/export?kind=initial&format=html")
+    assert exported.status_code == 200
+    assert "default-src 'none'" in exported.headers["Content-Security-Policy"]
+    html = text(exported)
+    assert "BÁO CÁO BAN ĐẦU SỰ CỐ AN TOÀN THÔNG TIN MẠNG" in html
+    assert "http://evil.example/x.aspx" in html and "<b>2 giờ</b>" not in html
+    # analysts do not file reports
+    ana = Client(console_app, "ana")
+    assert ana.get(f"/reports/incident/{case_id}?kind=initial").status_code == 403
+    assert minh.get(f"/reports/incident/{case_id}?kind=bogus").status_code == 400
+    assert minh.get("/reports/incident/C-missing?kind=final").status_code == 404
+
+
+@pytest.mark.slow
+def test_reports_download_as_pdf(console_app, users, engine):
+    import shutil
+    import subprocess
+
+    if not (shutil.which("chromium") and shutil.which("pdftotext")):
+        pytest.skip("needs Debian's chromium and poppler-utils")
+    alert = raise_alert(users, tags=["attack.t1110.001"], fields={"source.ip": "198.51.100.9"})
+    run = engine.start("brute-force-ssh-vpn", actor="ana", alert_id=alert.id)
+    minh = Client(console_app, "minh")
+    pdf = minh.get(f"/reports/incident/{run.case_id}/export?kind=notification&format=pdf")
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.data.startswith(b"%PDF")
+    summary = minh.get("/reports/summary?period=week&lang=en&format=pdf")
+    assert summary.status_code == 200 and summary.data.startswith(b"%PDF")
+    out = subprocess.run(["pdftotext", "-", "-"], input=summary.data, capture_output=True)
+    assert b"Security operations report" in out.stdout
