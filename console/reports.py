@@ -42,6 +42,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "save": ("Lưu chỉnh sửa", "Save the edits"), "saved": ("Đã lưu bản nháp.", "Draft saved."),
     "edited": ("đã chỉnh sửa", "edited"), "due": ("Hạn gửi", "Due by"),
     "bad_time": ("Thời gian không hợp lệ", "Not a valid time"),
+    "sla": ("Theo dõi SLA", "SLA clocks"),
+    "sla_note": ("Cảnh báo và hồ sơ đang mở so với thời hạn tiếp nhận và xử lý theo mức độ.",
+                 "Open alerts and cases against the time allowed to acknowledge and resolve "
+                 "them, by severity."),
+    "breached": ("Quá hạn", "Breached"), "left": ("Còn lại", "Time left"),
+    "ack_due": ("Hạn tiếp nhận", "Acknowledge by"), "resolve_due": ("Hạn xử lý", "Resolve by"),
+    "alerts": ("Cảnh báo đang mở", "Open alerts"), "open_cases": ("Hồ sơ đang mở", "Open cases"),
+    "rule": ("Quy tắc", "Rule"), "severity": ("Mức độ", "Severity"),
     "indicators_help": ("Mỗi dòng: loại giá trị (ví dụ: ip 198.51.100.7)",
                         "One a line: type value (e.g. ip 198.51.100.7)"),
 }
@@ -127,6 +135,27 @@ def _time(text: str, end_of_day: bool = False) -> datetime:
         day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
         return (day + timedelta(days=1) if end_of_day else day).astimezone(UTC)
     return parse_timestamp(text)
+
+
+@bp.route("/sla")
+@requires(Permission.ALERTS_VIEW)
+def sla() -> Any:
+    """Open alerts and cases with their SLA clocks, breached ones first."""
+    from playbooks.sla import alert_clock, case_clock, sla_targets
+    from store.base import OPEN_ALERT_STATUSES, AlertFilter, CaseFilter, CaseStatus
+
+    store = get_store()
+    now = datetime.now(UTC)
+    targets = sla_targets(get_config())
+    alerts = store.list_alerts(AlertFilter(statuses=list(OPEN_ALERT_STATUSES)), limit=500).items
+    cases = store.list_cases(CaseFilter(statuses=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]),
+                             limit=500).items
+    alert_rows = [(a, alert_clock(a, targets, now)) for a in alerts]
+    case_rows = [(c, case_clock(c, targets, now)) for c in cases]
+    alert_rows.sort(key=lambda row: (not row[1].breached, row[1].remaining(now) or timedelta()))
+    case_rows.sort(key=lambda row: (not row[1].breached, row[1].remaining(now) or timedelta()))
+    return render_template("reports/sla.html", alert_rows=alert_rows, case_rows=case_rows,
+                           now=now)
 
 
 @bp.route("/summary")

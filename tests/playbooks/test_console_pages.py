@@ -174,3 +174,18 @@ def test_reports_download_as_pdf(console_app, users, engine):
     assert summary.status_code == 200 and summary.data.startswith(b"%PDF")
     out = subprocess.run(["pdftotext", "-", "-"], input=summary.data, capture_output=True)
     assert b"Security operations report" in out.stdout
+
+
+def test_sla_page_lists_open_alerts_and_cases_with_their_clocks(console_app, users):
+    from store.base import NewCase
+
+    alert = raise_alert(users, severity="critical", rule_name="Critical rule",
+                        fields={"source.ip": "192.0.2.1"})
+    case = users.create_case(NewCase(title="Open case", created_by="ana"))
+    ana = Client(console_app, "ana")
+    page = text(ana.get("/reports/sla"))
+    row = re.search(rf'data-testid="sla-alert-{alert.id}"(.*?)</tr>', page, re.S)
+    assert row and "Critical rule" in row.group(1) and "data-breached" not in row.group(0)
+    # the clock runs: 15 minutes to acknowledge a critical alert
+    assert re.search(r"<td>0h1[45]</td>", row.group(1))
+    assert f'data-testid="sla-case-{case.id}"' in page
