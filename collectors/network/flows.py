@@ -117,7 +117,7 @@ class Flow:
         self.resp_pkts = 0
         self.orig_ip_bytes = 0
         self.resp_ip_bytes = 0
-        self.orig_bytes = 0  # payload bytes, retransmissions not counted twice
+        self.orig_bytes = 0  # payload bytes by sequence range (retransmissions once)
         self.resp_bytes = 0
         self.orig_state = INACTIVE
         self.resp_state = INACTIVE
@@ -326,13 +326,13 @@ class FlowTable:
             if rel == 0 or rel > 0x7FFFFFFF:
                 letters += "T"
             else:
-                if rel < plen:
-                    plen = rel
+                # bytes are counted by sequence range, as Zeek does: a segment that
+                # arrives ahead of a missing one also accounts for the hole
                 top = (top + rel) & 0xFFFFFFFF
                 if is_orig:
-                    flow.orig_bytes += plen
+                    flow.orig_bytes += rel
                 else:
-                    flow.resp_bytes += plen
+                    flow.resp_bytes += rel
                 letters += "D"
         if flags & FIN:
             state = CLOSED if state != RESET else state

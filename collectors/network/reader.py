@@ -52,9 +52,12 @@ def capture_identity(path: str) -> str:
     Re-ingesting the same file (even renamed) gives the same event ids.
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        digest.update(fh.read(65536))
-    digest.update(str(os.path.getsize(path)).encode())
+    try:
+        with open(path, "rb") as fh:
+            digest.update(fh.read(65536))
+        digest.update(str(os.path.getsize(path)).encode())
+    except OSError as exc:
+        raise ParseError(f"cannot read capture: {exc.strerror or exc}", path) from exc
     return "pcap:" + digest.hexdigest()[:32]
 
 
@@ -231,6 +234,7 @@ class LiveCapture(CaptureReader):
 
     def __init__(self, iface: str, bpf: str | None = None, snaplen: int = 65535) -> None:
         super().__init__()
+        import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
 
         self.name = f"live:{iface}"

@@ -128,7 +128,12 @@ class NetworkSensor:
             app = self._classify(flow, is_orig, d)
             if app is None or app is False:
                 return
-        app.packet(self, flow, is_orig, d, ts)
+        try:
+            app.packet(self, flow, is_orig, d, ts)
+        except Exception as exc:  # a parser bug must cost one flow, not the capture
+            flow.app = False
+            self.reject("parser_failure", f"packet {self.packets}", data,
+                        f"{type(exc).__name__}: {exc}")
 
     def tick(self, now: float) -> None:
         """Time passes without packets (live capture): expire idle flows."""

@@ -19,6 +19,7 @@ Fingerprints:
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 from struct import unpack_from
 
@@ -212,7 +213,7 @@ def parse_client_hello(body: bytes) -> ClientHello:
             elif etype == 43 and data:
                 hello.supported_versions = _u16_list(data, 1, min(data[0], len(data) - 1))
         return hello
-    except (IndexError, ValueError) as exc:  # struct.error is a ValueError
+    except (IndexError, ValueError, struct.error) as exc:
         raise TlsError(f"malformed ClientHello ({exc})") from None
 
 
@@ -239,7 +240,7 @@ def parse_server_hello(body: bytes) -> ServerHello:
             elif etype == 16 and len(data) >= 3:
                 hello.alpn = data[3:3 + data[2]].decode("utf-8", "backslashreplace")
         return hello
-    except (IndexError, ValueError) as exc:
+    except (IndexError, ValueError, struct.error) as exc:
         raise TlsError(f"malformed ServerHello ({exc})") from None
 
 

@@ -59,7 +59,8 @@ def _register_optional() -> None:
 
 
 #: Command modules of the components, added as each component lands.
-OPTIONAL_MODULES: list[str] = ["yara", "console", "logs", "playbooks", "report", "windows"]
+OPTIONAL_MODULES: list[str] = ["yara", "console", "logs", "playbooks", "report", "windows",
+                                "network", "sigma"]
 
 _register()
 

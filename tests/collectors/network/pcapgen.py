@@ -12,6 +12,8 @@ from scapy.utils import wrpcap
 
 CLIENT = "10.0.0.5"
 SERVER = "192.0.2.10"
+#: explicit addresses: without them scapy tries to resolve MACs over the network
+MACS = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def tcp_session(client: str, server: str, sport: int, dport: int,
@@ -61,9 +63,9 @@ def tcp_session(client: str, server: str, sport: int, dport: int,
 
 def dns_exchange(client: str, server: str, name: str, answer: str, qid: int,
                  t: float, sport: int = 33333) -> list:
-    q = Ether() / IP(src=client, dst=server) / UDP(sport=sport, dport=53) / DNS(
+    q = Ether(**MACS) / IP(src=client, dst=server) / UDP(sport=sport, dport=53) / DNS(
         id=qid, rd=1, qd=DNSQR(qname=name))
-    r = Ether() / IP(src=server, dst=client) / UDP(sport=53, dport=sport) / DNS(
+    r = Ether(**MACS) / IP(src=server, dst=client) / UDP(sport=53, dport=sport) / DNS(
         id=qid, qr=1, rd=1, ra=1, qd=DNSQR(qname=name),
         an=DNSRR(rrname=name, type="A", rdata=answer, ttl=300))
     q.time = t
@@ -72,8 +74,8 @@ def dns_exchange(client: str, server: str, name: str, answer: str, qid: int,
 
 
 def icmp_echo(client: str, server: str, t: float) -> list:
-    a = Ether() / IP(src=client, dst=server) / ICMP(type=8, id=1, seq=1) / Raw(b"ping")
-    b = Ether() / IP(src=server, dst=client) / ICMP(type=0, id=1, seq=1) / Raw(b"ping")
+    a = Ether(**MACS) / IP(src=client, dst=server) / ICMP(type=8, id=1, seq=1) / Raw(b"ping")
+    b = Ether(**MACS) / IP(src=server, dst=client) / ICMP(type=0, id=1, seq=1) / Raw(b"ping")
     a.time = t
     b.time = t + 0.001
     return [a, b]
@@ -81,4 +83,19 @@ def icmp_echo(client: str, server: str, t: float) -> list:
 
 def write(path: Path, packets: list) -> Path:
     wrpcap(str(path), sorted(packets, key=lambda p: float(p.time)))
+    return path
+
+
+def write_snapped(path: Path, packets: list, snaplen: int) -> Path:
+    """A pcap whose records keep only the first ``snaplen`` bytes of each frame."""
+    import struct
+
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
+        for pkt in sorted(packets, key=lambda p: float(p.time)):
+            raw = bytes(pkt)
+            ts = float(pkt.time)
+            fh.write(struct.pack("<IIII", int(ts), int((ts % 1) * 1e6), min(len(raw), snaplen),
+                                 len(raw)))
+            fh.write(raw[:snaplen])
     return path
