@@ -69,6 +69,7 @@ def match_records(matches: Sequence[RuleMatch]) -> list[dict[str, Any]]:
         "strings": [{"identifier": s.identifier, "offset": s.offset, "data": s.data}
                     for s in m.strings],
         "strings_dropped": m.strings_dropped,
+        **({"member": m.member} if m.member else {}),
     } for m in matches]
 
 

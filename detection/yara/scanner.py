@@ -29,13 +29,20 @@ import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 import yara
 
+from detection.yara.archives import (
+    BAD_ARCHIVE,
+    MEMBER_LIMIT,
+    ArchiveLimits,
+    archive_kind,
+    members,
+)
 from detection.yara.compiler import CompiledRules
 from detection.yara.filetypes import file_type
 
@@ -53,11 +60,11 @@ READ_ERROR = "read error"
 CHANGED = "changed while being read (scanned as read)"
 TIMEOUT = "scan timed out"
 YARA_ERROR = "libyara error"
-ARCHIVE_MEMBER_LIMIT = "archive member beyond the depth, size or ratio limits"
 
 SKIP_REASONS = (EXCLUDED, TOO_LARGE, NOT_REGULAR, SYMLINK_OUT, SYMLINK_IN,
                 SYMLINK_NOT_FOLLOWED, DANGLING,
-                UNREADABLE, VANISHED, READ_ERROR, CHANGED, TIMEOUT, YARA_ERROR)
+                UNREADABLE, VANISHED, READ_ERROR, CHANGED, TIMEOUT, YARA_ERROR,
+                MEMBER_LIMIT, BAD_ARCHIVE)
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -78,6 +85,8 @@ class ScanLimits:
     max_match_bytes: int = 64
     #: scanning threads; libyara releases the GIL so each uses a core
     threads: int = max(2, os.cpu_count() or 2)
+    #: open zip/tar archives and scan their members (None: scan the bytes only)
+    archives: ArchiveLimits | None = field(default_factory=ArchiveLimits)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,8 @@ class RuleMatch:
     strings: tuple[StringHit, ...] = ()
     #: string instances not kept because of the cap
     strings_dropped: int = 0
+    #: the archive member that matched ("dir/shell.php", nested: "inner.zip!x.php")
+    member: str | None = None
 
 
 @dataclass
@@ -116,6 +127,8 @@ class FileResult:
     sha256: str = ""
     skipped: str | None = None
     detail: str = ""
+    #: archive members not scanned, by reason
+    member_skips: Counter[str] = field(default_factory=Counter)
 
     @property
     def matched(self) -> bool:
@@ -132,6 +145,8 @@ class ScanStats:
 
     def add(self, result: FileResult | None, scanned_bytes: int) -> None:
         self.files += 1
+        if result is not None and result.member_skips:
+            self.skipped.update(result.member_skips)
         if result is not None and result.skipped and result.skipped != CHANGED:
             self.skipped[result.skipped] += 1
             return
@@ -313,17 +328,44 @@ class YaraScanner:
                               detail=f"after {self.limits.timeout}s"), 0
         except yara.Error as exc:
             return FileResult(path, size=len(data), skipped=YARA_ERROR, detail=str(exc)), 0
-        if not matches and not changed:
+        member_skips: Counter[str] = Counter()
+        if self.limits.archives is not None and archive_kind(data[:512]):
+            matches += self._scan_members(data, externals, member_skips)
+        if not matches and not changed and not member_skips:
             return None, len(data)
         result = FileResult(
             path, size=len(data), owner=owner, uid=after.st_uid, mode=after.st_mode,
             mtime=datetime.fromtimestamp(after.st_mtime, UTC), matches=matches,
-            skipped=CHANGED if changed else None)
+            skipped=CHANGED if changed else None, member_skips=member_skips)
         if matches:
             result.md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
             result.sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
             result.sha256 = hashlib.sha256(data).hexdigest()
         return result, len(data)
+
+    def _scan_members(self, data: bytes, externals: Mapping[str, str],
+                      skips: Counter[str]) -> list[RuleMatch]:
+        """Rules matching members of the archive in ``data`` (bounded unpacking)."""
+        assert self.limits.archives is not None
+        found: list[RuleMatch] = []
+        for member in members(data, self.limits.archives):
+            if member.skipped is not None:
+                skips[member.skipped] += 1
+                continue
+            name = os.path.basename(member.name)
+            extension = os.path.splitext(name)[1].lower()
+            inner = dict(externals, filename=name, extension=extension,
+                         filetype=file_type(member.data[:1024], extension))
+            try:
+                matched = self.match_bytes(member.data, inner)
+            except yara.TimeoutError:
+                skips[TIMEOUT] += 1
+                continue
+            except yara.Error:
+                skips[YARA_ERROR] += 1
+                continue
+            found += [replace(m, member=member.name) for m in matched]
+        return found
 
     # ---------------------------------------------------------------- trees
     def scan(self, paths: Sequence[str], stats: ScanStats | None = None,

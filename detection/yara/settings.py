@@ -8,6 +8,7 @@ detection:
     timeout_seconds: 60    # per file
     threads: 0             # 0: one per core
     exclude: ["*.log", "node_modules"]
+    archives: true         # scan the members of zip/tar uploads (bounded)
     watch:
       paths: [/var/www/portal, /var/www/uploads]
       poll_seconds: 5      # polling fallback period
@@ -37,6 +38,7 @@ SCHEMA: dict[str, Any] = {
         "threads": {"type": "integer", "minimum": 0, "maximum": 64},
         "exclude": _STRINGS,
         "cache_dir": {"type": "string"},
+        "archives": {"type": "boolean"},
         "watch": {
             "type": "object", "additionalProperties": False,
             "properties": {
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": 0,
     "exclude": [],
     "cache_dir": "yara-cache",
+    "archives": True,
     "watch": {"paths": [], "poll_seconds": 5, "settle_seconds": 0.5, "inotify": True},
 }
 
@@ -70,6 +73,8 @@ def scan_limits(config: Config, **overrides: Any) -> ScanLimits:
         "exclude": tuple(section.get("exclude", ())),
         "threads": int(section.get("threads", 0)) or max(2, os.cpu_count() or 2),
     }
+    if not section.get("archives", True):
+        values["archives"] = None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return ScanLimits(**values)
 

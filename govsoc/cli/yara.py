@@ -68,13 +68,15 @@ def _record(app: Any, events: list[Any], alerts: list[Any]) -> tuple[int, int]:
               help="Size cap in MB (default detection.yara.max_file_mb).")
 @click.option("--timeout", type=click.IntRange(min=1), help="Seconds per file.")
 @click.option("--threads", type=click.IntRange(min=1, max=64), help="Scanning threads.")
+@click.option("--no-archives", is_flag=True, help="Do not open zip/tar archives.")
 @click.option("--record", is_flag=True, help="Store match events and alerts.")
 @click.option("--show-skipped", is_flag=True, help="Also list files not scanned, with why.")
 @format_option(("table", "jsonl"))
 @pass_app
 def scan(app: Any, paths: tuple[str, ...], rules: tuple[str, ...], no_default_rules: bool,
          exclude: tuple[str, ...], max_mb: float | None, timeout: int | None,
-         threads: int | None, record: bool, show_skipped: bool, fmt: str) -> None:
+         threads: int | None, no_archives: bool, record: bool, show_skipped: bool,
+         fmt: str) -> None:
     """Scan files and directory trees with YARA rules."""
     from detection.yara.alerts import alerts_for
     from detection.yara.scanner import ScanStats
@@ -82,6 +84,10 @@ def scan(app: Any, paths: tuple[str, ...], rules: tuple[str, ...], no_default_ru
     overrides: dict[str, Any] = {"timeout": timeout, "threads": threads,
                                  "max_file_size": int(max_mb * 1024 * 1024) if max_mb else None}
     scanner = _scanner(app, rules, no_default_rules, **overrides)
+    if no_archives:
+        from dataclasses import replace
+
+        scanner.limits = replace(scanner.limits, archives=None)
     if exclude:
         from dataclasses import replace
 
