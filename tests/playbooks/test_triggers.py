@@ -120,3 +120,46 @@ def test_every_shipped_sigma_rule_of_a_covered_kind_reaches_its_playbook(library
                     f"{rule['path'].name} ({rule['title']}, {kind}) does not reach "
                     f"{playbook_id}; it reaches {sorted(fitting)}")
     assert covered, "no shipped Sigma rule is of a kind the playbooks cover"
+
+
+def test_a_routine_account_creation_is_suggested_but_not_started(library):
+    rule = next((r for r in _sigma_rules() if r["title"].startswith("New Account")), None)
+    if rule is None:
+        pytest.skip("the shipped 'New Account' Sigma rule is not there")
+    alert = {"rule_id": str(rule["id"]), "rule_name": rule["title"], "tags": rule["tags"],
+             "severity": rule["level"], "dataset": "windows.security"}
+    assert [p.id for p in matching_playbooks(library, alert)] == ["compromised-account"]
+    if rule["level"] != "high":
+        assert matching_playbooks(library, alert, auto_only=True) == []
+
+
+def test_the_sigma_engine_alert_for_a_new_domain_admin_starts_a_playbook(users, pb_config,
+                                                                        library):
+    """A Windows 4732 event (member added to Administrators) goes through the shipped Sigma
+    rules; the alert they raise, recorded in the store, auto-starts the playbook."""
+    from datetime import timedelta
+
+    from detection.sigma.engine import SigmaDetector
+    from govsoc.events import event_id, new_event
+    from playbooks.automation import PlaybookAutomation
+
+    detector = SigmaDetector.from_paths(["builtin"])
+    event = new_event("windows.security", datetime.now(UTC), module="windows",
+                      host__name="dc01")
+    event["event"].update({"id": event_id("tests/playbooks", 4732), "code": "4732"})
+    event["winlog"] = {"event_id": 4732, "channel": "Security",
+                       "provider_name": "Microsoft-Windows-Security-Auditing",
+                       "event_data": {"TargetUserName": "Administrators",
+                                      "TargetSid": "S-1-5-32-544", "MemberName": "CN=backup_adm",
+                                      "SubjectUserName": "backup_adm"}}
+    drafts = detector.detect([event])
+    assert [d.rule_name for d in drafts] == ["New Admin - Account Added to a Privileged Group"]
+    automation = PlaybookAutomation(users, pb_config, library)
+    automation.start()
+    automation(users.record_alerts(drafts, timedelta(hours=1)))
+    automation.drain()
+    automation.stop()
+    [run_id] = automation.started_runs
+    run = automation.engine.runs.get(run_id)
+    assert run.playbook_id == "compromised-account" and run.status == "waiting"
+    assert run.case_id is not None
