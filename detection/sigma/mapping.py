@@ -271,3 +271,29 @@ def mapping_pipeline(profile: str = "govsoc") -> ProcessingPipeline:
     except KeyError:
         raise ConfigError("detection.sigma_mapping",
                           f"unknown mapping {profile!r}; one of {', '.join(PROFILES)}") from None
+
+
+_FIELD_CACHE: dict[tuple[str, str | None, str | None, str | None, str], str] = {}
+
+
+def map_field(name: str, product: str | None, category: str | None, service: str | None,
+              profile: str = "govsoc") -> str:
+    """The event field a Sigma field name maps to for a logsource (correlation
+    group-by and value fields, which pySigma maps only through rule conditions)."""
+    key = (name, product, category, service, profile)
+    cached = _FIELD_CACHE.get(key)
+    if cached is not None:
+        return cached
+    from sigma.rule import SigmaRule
+
+    logsource = {k: v for k, v in (("product", product), ("category", category),
+                                   ("service", service)) if v}
+    rule = SigmaRule.from_dict({
+        "title": "field mapping probe", "logsource": logsource or {"product": "any"},
+        "detection": {"sel": {f"{name}|exists": True}, "condition": "sel"},
+    })
+    mapping_pipeline(profile).apply(rule)
+    item = rule.detection.detections["sel"].detection_items[0]
+    mapped = getattr(item, "field", None) or name
+    _FIELD_CACHE[key] = mapped
+    return str(mapped)

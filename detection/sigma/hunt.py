@@ -1,0 +1,226 @@
+"""Hunting: the same Sigma rules over history instead of the live stream.
+
+- over files, without a store (offline triage, as Chainsaw/Hayabusa/Zircolite
+  do): EVTX through the EVTX collector, JSON/JSON-lines exports through the
+  Windows-JSON/ECS reader, text logs through their line parsers;
+- over the SQLite store: a scan of stored events with the streaming matcher;
+- over Elasticsearch/OpenSearch: each rule converted by pySigma's Lucene
+  backend (query DSL, ``dsl_lucene``) through the same mapping pipeline, the
+  routing added as a filter, run by the store's search client.
+
+Every detection is the rule (id, name, level, ATT&CK tags) and the matched
+event, with ``log.file.path`` when it came from a file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from collectors.base import Batch
+from detection.sigma.engine import SigmaDetector
+from detection.sigma.routing import route_for
+from govsoc.errors import GovsocError
+from govsoc.events import Event, get_field
+from store.base import EventQuery, Store
+
+log = logging.getLogger("govsoc.detection.sigma")
+
+#: File name hints → log kind (see collectors.logformats.FORMATS)
+KIND_HINTS = (("auth", "auth"), ("secure", "auth"), ("audit", "auditd"),
+              ("u_ex", "iis"), ("access", "access"), ("error", "apache-error"),
+              ("syslog", "syslog"), ("messages", "syslog"))
+
+
+@dataclass
+class Detection:
+    """One rule matching one event."""
+
+    rule_id: str
+    rule_name: str
+    level: str
+    tags: list[str]
+    event: Event
+    path: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The JSON line: the rule, its level and tags, and the matched event (ECS names)."""
+        row: dict[str, Any] = {
+            "@timestamp": self.event.get("@timestamp"),
+            "rule": {"id": self.rule_id, "name": self.rule_name, "level": self.level},
+            "tags": self.tags,
+            "event": self.event,
+        }
+        path = self.path or get_field(self.event, "log.file.path")
+        if path:
+            row["log"] = {"file": {"path": path}}
+        return row
+
+
+def guess_kind(path: Path) -> str:
+    name = path.name.lower()
+    for hint, kind in KIND_HINTS:
+        if hint in name:
+            return kind
+    return "syslog"
+
+
+def read_any(path: Path, kind: str | None = None) -> Iterator[Batch]:
+    """Batches of events from one file of any kind govsoc reads."""
+    suffix = path.suffix.lower()
+    if suffix == ".evtx":
+        from collectors.evtx import read_evtx
+
+        yield from read_evtx(path)
+    elif suffix in (".json", ".jsonl", ".ndjson", ".zip"):
+        from collectors.winlog_json import read_winlog_json
+
+        yield from read_winlog_json(path)
+    else:
+        from collectors.logformats import read_log_file
+
+        yield from read_log_file(str(path), kind or guess_kind(path))
+
+
+def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.exists():
+            yield path
+        else:
+            raise GovsocError(f"{path}: no such file or directory")
+
+
+def _detections(detector: SigmaDetector, events: Iterable[Event],
+                path: str | None) -> Iterator[Detection]:
+    for event, hits in detector.iter_matches(events):
+        for n in hits:
+            rule = detector.rules[n]
+            yield Detection(rule.rule_id, rule.title, rule.level, list(rule.tags), event, path)
+
+
+def hunt_files(detector: SigmaDetector, paths: Iterable[str | Path], *, kind: str | None = None,
+               since: datetime | None = None,
+               rejected: list[Any] | None = None) -> Iterator[Detection]:
+    """Detections over files (directories walked); bad records go to ``rejected``."""
+    for path in expand_paths(paths):
+        for batch in read_any(path, kind):
+            if rejected is not None:
+                rejected.extend(batch.rejected)
+            events = batch.events
+            if since is not None:
+                events = [e for e in events if _after(e, since)]
+            yield from _detections(detector, events, str(path))
+
+
+def _after(event: Event, since: datetime) -> bool:
+    from govsoc.events import parse_timestamp
+
+    try:
+        return parse_timestamp(event.get("@timestamp")) >= since
+    except (ValueError, TypeError):
+        return True
+
+
+def hunt_store(detector: SigmaDetector, store: Store, *, since: datetime | None = None,
+               until: datetime | None = None, page_size: int = 2000) -> Iterator[Detection]:
+    """Detections over stored events: query DSL on a cluster, a matcher scan on SQLite."""
+    if store.engine in ("elasticsearch", "opensearch") and hasattr(store, "search_dsl"):
+        yield from hunt_cluster(detector, store, since=since, until=until)
+        return
+    datasets = sorted(_datasets(detector))
+    after: str | None = None
+    while True:
+        page = store.search_events(EventQuery(start=since, end=until, datasets=datasets,
+                                              limit=page_size, after=after, descending=False))
+        yield from _detections(detector, page.items, None)
+        if not page.next_cursor:
+            return
+        after = page.next_cursor
+
+
+def _datasets(detector: SigmaDetector) -> set[str]:
+    """Datasets the rules can see; empty when some rule sees Windows or everything."""
+    out: set[str] = set()
+    for spec in detector.specs:
+        if spec.everything or spec.windows:
+            return set()
+        out |= spec.datasets
+    return out
+
+
+def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
+                 ) -> list[tuple[int, dict[str, Any]]]:
+    """Each rule as an Elasticsearch/OpenSearch query (pySigma's Lucene backend, DSL
+    output) with its routing as a filter: ``(rule number, query)``."""
+    from sigma.backends.elasticsearch import LuceneBackend
+    from sigma.backends.opensearch import OpensearchLuceneBackend
+
+    from detection.sigma.loader import parse_rule_text
+    from detection.sigma.mapping import mapping_pipeline
+
+    backend_class: Any = OpensearchLuceneBackend if backend_name == "opensearch" \
+        else LuceneBackend
+    out: list[tuple[int, dict[str, Any]]] = []
+    texts: dict[str, str] = {}
+    for n, rule in enumerate(detector.rules):
+        try:
+            text = texts.setdefault(rule.path, Path(rule.path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            log.warning("cannot reread %s for a cluster hunt: %s", rule.path, exc)
+            continue
+        for parsed in parse_rule_text(text, rule.path).rules:
+            if str(parsed.id or parsed.title) != rule.rule_id:
+                continue
+            backend = backend_class(processing_pipeline=mapping_pipeline())
+            try:
+                (query,) = backend.convert_rule(parsed, "dsl_lucene")
+            except Exception as exc:
+                log.warning("rule %s cannot become a query: %s", rule.rule_id, exc)
+                continue
+            out.append((n, _with_route(query, detector, n)))
+    return out
+
+
+def _with_route(query: dict[str, Any], detector: SigmaDetector, n: int) -> dict[str, Any]:
+    rule = detector.rules[n]
+    spec = route_for(rule.product, rule.category, rule.service)
+    filters: list[dict[str, Any]] = []
+    should: list[dict[str, Any]] = []
+    for channel, ids in spec.windows:
+        must: list[dict[str, Any]] = []
+        if channel:
+            must.append({"term": {"winlog.channel": {"value": channel,
+                                                      "case_insensitive": True}}})
+        if ids:
+            must.append({"terms": {"winlog.event_id": sorted(ids)}})
+        should.append({"bool": {"must": must}})
+    if spec.datasets:
+        should.append({"terms": {"event.dataset": sorted(spec.datasets)}})
+    if should:
+        filters.append({"bool": {"should": should, "minimum_should_match": 1}})
+    inner = query.get("query", query)
+    return {"query": {"bool": {"must": [inner], "filter": filters}}}
+
+
+def hunt_cluster(detector: SigmaDetector, store: Any, *, since: datetime | None = None,
+                 until: datetime | None = None) -> Iterator[Detection]:
+    """Run each rule's query DSL on the cluster (the store's ``search_dsl``)."""
+    backend = "opensearch" if store.engine == "opensearch" else "elasticsearch"
+    for n, query in rule_queries(detector, backend):
+        if since or until:
+            span: dict[str, Any] = {}
+            if since:
+                span["gte"] = since.isoformat()
+            if until:
+                span["lt"] = until.isoformat()
+            query["query"]["bool"]["filter"].append({"range": {"@timestamp": span}})
+        rule = detector.rules[n]
+        for event in store.search_dsl(query):
+            yield Detection(rule.rule_id, rule.title, rule.level, list(rule.tags), event)
