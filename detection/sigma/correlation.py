@@ -99,23 +99,40 @@ class CorrelationState:
                         sigma_name, base.product, base.category, base.service)
 
     def observe(self, position: int, base: CompiledRule, event: Event) -> Iterator[NewAlert]:
+        """A match of a base rule."""
         try:
             moment = parse_timestamp(event.get("@timestamp"))
         except (ValueError, TypeError):
             moment = datetime.now(UTC)
-        when = moment.timestamp()
         key_values: dict[str, Any] = {}
         for name in self.group_by:
             value = get_field(event, self._fields[(base.rule_id, name)])
             if value is None:
                 return  # an event without the group-by field cannot be grouped
             key_values[name] = value
-        key = tuple(str(v).lower() for v in key_values.values())
         value = None
         if self.value_field:
             value = get_field(event, self._fields[(base.rule_id, self.value_field)])
             if value is None:
                 return
+        yield from self.add(position, key_values, value, moment, get_field(event, "event.id"))
+
+    def observe_alert(self, position: int, alert: NewAlert) -> Iterator[NewAlert]:
+        """An alert of a correlation this one refers to (correlations can chain)."""
+        key_values: dict[str, Any] = {}
+        for name in self.group_by:
+            value = alert.fields.get(f"group.{name}")
+            if value is None:
+                return
+            key_values[name] = value
+        value = alert.fields.get(f"group.{self.value_field}") if self.value_field else None
+        event_id = alert.event_ids[-1] if alert.event_ids else None
+        yield from self.add(position, key_values, value, alert.timestamp, event_id)
+
+    def add(self, position: int, key_values: dict[str, Any], value: Any, moment: datetime,
+            event_id: str | None) -> Iterator[NewAlert]:
+        when = moment.timestamp()
+        key = tuple(str(v).lower() for v in key_values.values())
         group = self.groups.get(key)
         if group is None:
             group = _Group(values=key_values)
@@ -128,7 +145,7 @@ class CorrelationState:
         expired = self._expire(group, when)
         if expired is not None:
             yield expired
-        matches.append(_Match(when, position, value, get_field(event, "event.id")))
+        matches.append(_Match(when, position, value, event_id))
         if len(matches) > MAX_EVENTS_PER_GROUP:
             matches.popleft()
         if self.op_kind in _AT_WINDOW_END:
@@ -215,7 +232,11 @@ def _number(value: Any) -> float | None:
 
 
 class CorrelationEngine:
-    """Every correlation rule of a rule set, fed with the matches of their base rules."""
+    """Every correlation rule of a rule set, fed with the matches of their base rules;
+    a correlation may also refer to another correlation (by name or id)."""
+
+    #: how deep correlations may chain (a cycle stops here)
+    MAX_CHAIN = 4
 
     def __init__(self, correlations: Sequence[SigmaCorrelationRule],
                  rules: Sequence[CompiledRule]) -> None:
@@ -224,41 +245,65 @@ class CorrelationEngine:
             by_ref.setdefault(base.rule_id, []).append(base)
             if base.name:
                 by_ref.setdefault(base.name, []).append(base)
+        corr_refs: set[str] = set()
+        for corr in correlations:
+            corr_refs.add(str(corr.id or corr.title))
+            if corr.name:
+                corr_refs.add(corr.name)
         self.states: list[CorrelationState] = []
         #: base rule id → (state, position in the correlation's rule list)
         self.listeners: dict[str, list[tuple[CorrelationState, int]]] = {}
+        #: correlation name or id → (state, position) of correlations referring to it
+        self.chained: dict[str, list[tuple[CorrelationState, int]]] = {}
         self.problems: list[str] = []
+        supported = (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT,
+                     SigmaCorrelationType.TEMPORAL, SigmaCorrelationType.TEMPORAL_ORDERED,
+                     SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG,
+                     SigmaCorrelationType.VALUE_MEDIAN)
         for corr in correlations:
-            refs = [by_ref.get(str(r.reference), []) for r in (corr.rules or [])]
-            missing = [str(r.reference) for r, found in zip(corr.rules or [], refs, strict=True)
-                       if not found]
+            names = [str(r.reference) for r in (corr.rules or [])]
+            missing = [n for n in names if n not in by_ref and n not in corr_refs]
             if missing:
                 self.problems.append(f"correlation {corr.title!r}: no rule named "
                                      f"{', '.join(missing)}")
                 continue
-            if corr.type not in (SigmaCorrelationType.EVENT_COUNT,
-                                 SigmaCorrelationType.VALUE_COUNT,
-                                 SigmaCorrelationType.TEMPORAL,
-                                 SigmaCorrelationType.TEMPORAL_ORDERED,
-                                 SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG,
-                                 SigmaCorrelationType.VALUE_MEDIAN):
+            if corr.type not in supported:
                 self.problems.append(f"correlation {corr.title!r}: type "
                                      f"{corr.type.name.lower()} is not supported")
                 continue
-            state = CorrelationState(corr, refs)
+            state = CorrelationState(corr, [by_ref.get(n, []) for n in names])
             self.states.append(state)
-            for position, found in enumerate(refs):
-                for base in found:
+            for position, name in enumerate(names):
+                for base in by_ref.get(name, []):
                     self.listeners.setdefault(base.rule_id, []).append((state, position))
+                if name in corr_refs:
+                    self.chained.setdefault(name, []).append((state, position))
         for problem in self.problems:
             log.warning("%s", problem)
 
     def observe(self, rule: CompiledRule, event: Event) -> list[NewAlert]:
         out: list[NewAlert] = []
         for state, position in self.listeners.get(rule.rule_id, ()):
-            out.extend(state.observe(position, rule, event))
+            for alert in state.observe(position, rule, event):
+                out.append(alert)
+                self._chain(state, alert, out, 1)
         return out
 
+    def _chain(self, source: CorrelationState, alert: NewAlert, out: list[NewAlert],
+               depth: int) -> None:
+        if depth > self.MAX_CHAIN:
+            return
+        keys = {source.rule_id, str(source.rule.name or "")}
+        for key in keys:
+            for state, position in self.chained.get(key, ()):
+                for chained in state.observe_alert(position, alert):
+                    out.append(chained)
+                    self._chain(state, chained, out, depth + 1)
+
     def flush(self) -> Iterable[NewAlert]:
+        out: list[NewAlert] = []
         for state in self.states:
-            yield from state.flush()
+            for alert in state.flush():
+                out.append(alert)
+                self._chain(state, alert, out, 1)
+        return out
