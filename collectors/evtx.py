@@ -83,11 +83,15 @@ class EvtxStats:
     """Counts of one file's reading, filled in while :func:`read_evtx` runs."""
 
     def __init__(self) -> None:
-        self.records = 0
         self.events = 0
         self.rejected = 0
         self.chunk_errors = 0
         self.recovered = False
+
+    @property
+    def records(self) -> int:
+        """Records read: events plus rejected records and chunks."""
+        return self.events + self.rejected
 
     def __repr__(self) -> str:
         return (f"EvtxStats(records={self.records}, events={self.events}, "
@@ -149,6 +153,7 @@ class _FileReader:
 
     def _take(self) -> Batch:
         batch = self.batch
+        self.stats.events += len(batch.events)
         batch.checkpoint = (self.checkpoint_name, {"record_id": self.last_record_id,
                                                    "records": self.stats.records})
         self.batch = Batch()
@@ -182,14 +187,12 @@ class _FileReader:
     def _read_records(self, records: Iterator[Any], handle: BinaryIO | None,
                       base_offset: int = 0) -> Iterator[Batch]:
         consecutive = 0
-        source = self.source
-        events = self.batch.events
         while True:
             try:
-                record = next(records)
-            except StopIteration:
+                yield from self._read_until_error(records)
                 return
             except (RuntimeError, OSError, ValueError) as exc:
+                # the parser could not read a chunk; it goes on with the next one
                 consecutive += 1
                 self.stats.chunk_errors += 1
                 message = str(exc)
@@ -201,29 +204,29 @@ class _FileReader:
                     return
                 if self._full():
                     yield self._take()
-                    events = self.batch.events
-                continue
-            consecutive = 0
-            self.stats.records += 1
-            record_id = record.get("event_record_id")
-            data = record.get("data")
-            position = str(record_id)
+
+    def _read_until_error(self, records: Iterator[Any]) -> Iterator[Batch]:
+        """Map records until the parser raises (the caller handles that) or ends."""
+        source = self.source
+        batch_size = self.batch_size
+        events = self.batch.events
+        loads = orjson.loads
+        for record in records:
+            data = record["data"]
+            record_id = record["event_record_id"]
             try:
-                parsed = orjson.loads(data)
-                if not isinstance(parsed, dict):
-                    raise RecordError("record is not a JSON object", source, position)
-                event = enrich(winlog_event(parsed, data, source, position, reuse=True))
+                parsed = loads(data)
+                if type(parsed) is not dict:
+                    raise RecordError("record is not a JSON object", source, record_id)
+                events.append(enrich(winlog_event(parsed, data, source, record_id,
+                                                  reuse=True)))
             except (RecordError, orjson.JSONDecodeError, TypeError, ValueError, KeyError,
                     AttributeError) as exc:
                 raw = data.encode("utf-8", "replace") if isinstance(data, str) else b""
                 reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
-                self._reject(reason, position, raw)
-            else:
-                events.append(event)
-                self.stats.events += 1
-            if isinstance(record_id, int):
-                self.last_record_id = record_id
-            if len(events) + len(self.batch.rejected) >= self.batch_size:
+                self._reject(reason, str(record_id), raw)
+            self.last_record_id = record_id
+            if len(events) + len(self.batch.rejected) >= batch_size:
                 yield self._take()
                 events = self.batch.events
 

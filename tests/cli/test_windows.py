@@ -65,3 +65,18 @@ def test_missing_path_is_reported_not_a_crash(tmp_path):
     empty.mkdir()
     res = run(["ingest", "evtx", str(empty)], tmp_path)
     assert res.returncode == 2 and "no .evtx files" in res.stderr
+
+
+@pytest.mark.corpus
+def test_ingest_winlog_json_reads_zipped_exports(tmp_path):
+    archive = corpus_path("security-datasets", "datasets", "atomic", "windows",
+                          "credential_access", "host", "cmd_lsass_memory_dumpert_syscalls.zip")
+    res = run(["ingest", "winlog-json", str(archive), "--no-detect"], tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "windows.sysmon_operational" in res.stdout
+    assert "rejected 0" in res.stdout
+    not_windows = tmp_path / "app.jsonl"
+    not_windows.write_text('{"msg": "hello"}\n', encoding="utf-8")
+    res = run(["ingest", "winlog-json", str(not_windows), "--print-events"], tmp_path)
+    assert res.returncode == 3
+    assert "not a Windows event record" in res.stderr
