@@ -20,7 +20,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detection.yara.scanner import FileResult, RuleMatch
-from govsoc.events import Event, event_id, format_timestamp, get_field, new_event, set_fields
+from govsoc.events import (
+    Event,
+    event_id,
+    format_timestamp,
+    get_field,
+    new_event,
+    parse_timestamp,
+    set_fields,
+)
 from store.base import NewAlert, Severity, Suppression
 
 DATASET = "yara.match"
@@ -49,7 +57,7 @@ def rule_severity(meta: Mapping[str, Any]) -> Severity:
     return Severity.MEDIUM
 
 
-def _most_severe(matches: Sequence[RuleMatch]) -> RuleMatch:
+def most_severe(matches: Sequence[RuleMatch]) -> RuleMatch:
     return max(matches, key=lambda m: (rule_severity(m.meta).rank, _score(m.meta)))
 
 
@@ -101,7 +109,7 @@ def match_event(result: FileResult, seen_at: datetime | None = None,
     seen_at = seen_at or datetime.now(UTC)
     matches = result.matches
     event = new_event(DATASET, seen_at, kind="alert", module="yara")
-    top = _most_severe(matches)
+    top = most_severe(matches)
     set_fields(event, {
         "event.id": event_id(f"yara:{result.path}", result.sha256 or result.md5),
         "event.category": ["file", "malware"],
@@ -124,28 +132,43 @@ def match_event(result: FileResult, seen_at: datetime | None = None,
 
 def alert_for(result: FileResult, event: Event) -> NewAlert:
     """The alert for a matched file, linked to its ``yara.match`` event."""
-    matches = result.matches
-    top = _most_severe(matches)
-    others = [m.rule for m in matches if m is not top]
-    description = str(top.meta.get("description", "")) or f"YARA rule {top.rule} matched"
+    return alert_from_event(event)
+
+
+_ALERT_FIELDS = ("file.path", "file.name", "file.directory", "file.extension", "file.size",
+                 "file.owner", "file.uid", "file.mode", "file.mtime", "file.hash.md5",
+                 "file.hash.sha1", "file.hash.sha256", "file.mime_type", "rule.name",
+                 "yara.matches", "source.ip", "destination.ip", "url.original",
+                 "network.community_id", "host.name")
+
+
+def alert_from_event(event: Event) -> NewAlert:
+    """The alert a ``yara.match`` event stands for (everything is in the event)."""
+    records = list(get_field(event, "yara.matches") or [])
+    if not records:
+        raise ValueError("a yara.match event without yara.matches")
+
+    def weight(record: Mapping[str, Any]) -> tuple[int, int]:
+        return (Severity.parse(record.get("severity")).rank, _score(record.get("meta", {})))
+
+    top = max(records, key=weight)
+    others = [r["rule"] for r in records if r is not top]
+    description = str(top.get("meta", {}).get("description", "")) or \
+        f"YARA rule {top['rule']} matched"
     if others:
         description += f" (also: {', '.join(others)})"
-    fields = file_fields(result)
-    fields["rule.name"] = [m.rule for m in matches]
-    fields["yara.matches"] = match_records(matches)
-    for key in ("source.ip", "destination.ip", "url.original", "network.community_id"):
-        value = get_field(event, key)
-        if value is not None:
-            fields[key] = value
+    fields = {k: v for k in _ALERT_FIELDS if (v := get_field(event, k)) is not None}
+    path = get_field(event, "file.path") or ""
+    digest = get_field(event, "file.hash.sha256") or ""
     return NewAlert(
-        rule_id=f"yara:{top.rule}",
-        rule_name=top.rule,
-        severity=max((rule_severity(m.meta) for m in matches), key=lambda s: s.rank),
-        group_key=f"yara|{result.path}|{result.sha256}",
-        timestamp=datetime.fromisoformat(event["@timestamp"].replace("Z", "+00:00")),
+        rule_id=f"yara:{top['rule']}",
+        rule_name=str(top["rule"]),
+        severity=Severity.parse(top.get("severity")),
+        group_key=f"yara|{path}|{digest}",
+        timestamp=parse_timestamp(event["@timestamp"]),
         source=SOURCE,
         event_ids=[event["event"]["id"]],
-        tags=sorted({"yara", *(tag for m in matches for tag in m.tags)}),
+        tags=sorted({"yara", *(tag for r in records for tag in r.get("tags", []))}),
         dataset=DATASET,
         description=description,
         fields=fields,

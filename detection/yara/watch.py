@@ -22,15 +22,19 @@ import ctypes.util
 import errno
 import logging
 import os
+import queue
 import select
 import stat
 import struct
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from collectors.base import Batch
+from detection.yara.alerts import match_event
 from detection.yara.scanner import FileResult, ScanStats, YaraScanner
+from govsoc.events import Event
 
 log = logging.getLogger(__name__)
 
@@ -306,3 +310,43 @@ def _is_file_or_special(path: str) -> bool:
         return not stat.S_ISDIR(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+class YaraWatchSource:
+    """The watcher as a collector-style ``Source``: batches of ``yara.match`` events.
+
+    Run by the service like any input; the pipeline stores the events and
+    :class:`detection.yara.detector.YaraMatchDetector` raises their alerts.
+    Files that could not be scanned are logged with their reason.
+    """
+
+    def __init__(self, scanner: YaraScanner, roots: Sequence[str],
+                 settings: WatchSettings | None = None, batch_seconds: float = 1.0) -> None:
+        self._events: queue.Queue[Event] = queue.Queue()
+        self.watch = YaraWatch(scanner, roots, self._on_result, settings)
+        self.name = self.watch.name
+        self.batch_seconds = batch_seconds
+
+    def _on_result(self, result: FileResult) -> None:
+        if result.matches:
+            self._events.put(match_event(result))
+        elif result.skipped:
+            log.info("not scanned: %s: %s %s", result.path, result.skipped, result.detail)
+
+    def batches(self) -> Iterator[Batch]:
+        runner = threading.Thread(target=self.watch.run, name=self.name, daemon=True)
+        runner.start()
+        while runner.is_alive() or not self._events.empty():
+            events: list[Event] = []
+            deadline = time.monotonic() + self.batch_seconds
+            while time.monotonic() < deadline:
+                try:
+                    events.append(self._events.get(timeout=max(0.01, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            if events:
+                yield Batch(events=events)
+        runner.join()
+
+    def stop(self) -> None:
+        self.watch.stop()

@@ -28,7 +28,7 @@ def _scanner(app: Any, rules: tuple[str, ...], no_default: bool, **overrides: An
 
 
 def _row(result: Any) -> dict[str, Any]:
-    from detection.yara.alerts import _most_severe, match_event, rule_severity
+    from detection.yara.alerts import match_event, most_severe, rule_severity
 
     if result.skipped and not result.matches:
         return {"file": {"path": result.path},
@@ -37,7 +37,7 @@ def _row(result: Any) -> dict[str, Any]:
                                                       if result.detail else "")},
                 "severity": "", "rule": {"name": [f"({result.skipped})"]}}
     row = match_event(result)
-    row["severity"] = rule_severity(_most_severe(result.matches).meta).value
+    row["severity"] = rule_severity(most_severe(result.matches).meta).value
     if result.skipped:
         row["event"]["reason"] = result.skipped
     return row

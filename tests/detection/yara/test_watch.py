@@ -92,3 +92,34 @@ def test_initial_scan_and_file_held_open(make_scanner, tmp_path):
     finally:
         watch.stop()
         thread.join(10)
+
+
+@pytest.mark.timeout(60)
+def test_watch_source_feeds_the_pipeline_and_the_detector_raises_alerts(
+        make_scanner, tmp_path, config):
+    from detection.yara.detector import YaraMatchDetector
+    from detection.yara.watch import YaraWatchSource
+    from govsoc.pipeline import Pipeline
+    from store import open_store
+
+    root = tmp_path / "portal"
+    root.mkdir()
+    source = YaraWatchSource(make_scanner({"r.yar": RULE}), [str(root)],
+                             WatchSettings(settle_seconds=0.1), batch_seconds=0.3)
+    store = open_store(config)
+    pipeline = Pipeline(store, [YaraMatchDetector()])
+    try:
+        batches = source.batches()
+        threading.Timer(1.0, lambda: (root / "drop.aspx").write_text("EVIL-DROP")).start()
+        batch = next(batches)
+        pipeline.submit(batch)
+        source.stop()
+        for rest in batches:
+            pipeline.submit(rest)
+        alerts = store.list_alerts().items
+        assert [a.rule_id for a in alerts] == ["yara:dropped"]
+        assert alerts[0].fields["file.path"] == str(root / "drop.aspx")
+        assert store.get_events(alerts[0].event_ids)[0]["event"]["dataset"] == "yara.match"
+    finally:
+        source.stop()
+        store.close()
