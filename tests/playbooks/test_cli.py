@@ -79,6 +79,7 @@ def test_check_list_show(workdir, tmp_path):
     assert res.returncode == 1 and "no playbook with id 'nope'" in res.stderr
 
 
+@pytest.mark.slow
 def test_run_approve_and_report(workdir, seeded, tmp_path):
     res = govsoc(["playbooks", "suggest", "--alert", seeded], workdir)
     assert res.stdout.startswith("webshell-portal")
