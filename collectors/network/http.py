@@ -100,6 +100,8 @@ class _Side:
         self.current: HttpTransaction | None = None
         self.body: HttpBody | None = None
         self.head_bytes = 0
+        #: bytes after the switch to another protocol (101, CONNECT), for the next parser
+        self.leftover = bytearray()
 
 
 class HttpConnection:
@@ -112,12 +114,18 @@ class HttpConnection:
         self.response = _Side()
         self.pending: list[HttpTransaction] = []  # requests waiting for a response
         self.done: list[HttpTransaction] = []
+        #: the protocol the connection switched to (``Upgrade`` of a 101), lower case
+        self.upgrade = ""
 
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, is_orig: bool, data: bytes, ts: float) -> list[HttpTransaction]:
         side = self.request if is_orig else self.response
         state = side.state
-        if state == "dead" or state == "tunnel":
+        if state == "dead":
+            return []
+        if state == "tunnel":
+            if len(side.leftover) < self.max_header:
+                side.leftover += data
             return []
         if state == "body" and not side.buf and len(data) < side.remaining:
             # the common case of a body segment: no buffering needed
@@ -254,6 +262,8 @@ class HttpConnection:
                 del buf[:end + 4]
                 self._body_done(side, ts, is_orig)
             else:  # dead or tunnel
+                if state == "tunnel":
+                    side.leftover += buf[:self.max_header]
                 buf.clear()
                 return
 
@@ -326,6 +336,7 @@ class HttpConnection:
         side = self.response
         side.current = tx
         if status == 101 or (tx.method == "CONNECT" and 200 <= status < 300):
+            self.upgrade = headers.get("upgrade", "connect" if status != 101 else "").lower()
             side.state = "tunnel"
             self.request.state = "tunnel"
             self._finish(tx, ts)

@@ -557,6 +557,8 @@ class TcpApp:
                     handler.gap(sensor, flow, is_orig, chunk)
                 else:
                     handler.feed(sensor, flow, is_orig, chunk, ts)
+                    if handler.__class__ is HttpApp and handler.conn.upgrade:
+                        handler = self._switch(sensor, flow, handler, ts)
             except ParseError as exc:
                 sensor.reject(_reason(exc), f"flow {flow.index}",
                               chunk if isinstance(chunk, bytes) else b"", str(exc))
@@ -565,6 +567,19 @@ class TcpApp:
                     return
         if handler.done():
             self._retire(sensor, flow, ts)
+
+    def _switch(self, sensor: NetworkSensor, flow: Flow, http: HttpApp, ts: float) -> Any:
+        """HTTP switched protocols: WebSocket frames are read on, other tunnels
+        (CONNECT, h2c) get protocol detection on their first bytes."""
+        http.close(sensor, flow, ts)
+        conn = http.conn
+        handler: Any = WebSocketApp() if conn.upgrade == "websocket" else TunnelApp()
+        self.handler = handler
+        for is_orig, side in ((True, conn.request), (False, conn.response)):
+            if side.leftover:
+                handler.feed(sensor, flow, is_orig, bytes(side.leftover), ts)
+                side.leftover.clear()
+        return handler
 
     def _retire(self, sensor: NetworkSensor, flow: Flow, ts: float) -> None:
         """Nothing more to learn from this flow: report, and stop looking at it."""
@@ -619,6 +634,99 @@ class HttpApp:
         for tx in self.conn.close(ts):
             sensor.http_event(flow, self.seq, tx)
             self.seq += 1
+
+
+class TunnelApp:
+    """Bytes inside a tunnel (HTTP CONNECT, a WebSocket): SSH or TLS, found by content."""
+
+    __slots__ = ("inner", "probes")
+
+    def __init__(self) -> None:
+        self.inner: Any = None
+        self.probes = 0
+
+    def feed(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, data: bytes,
+             ts: float) -> None:
+        inner = self.inner
+        if inner is None:
+            if data.startswith(b"SSH-"):
+                inner = self.inner = SshApp()
+            elif looks_like_tls(data):
+                inner = self.inner = TlsApp()
+            else:
+                self.probes += 1
+                if self.probes >= PROBE_PACKETS:
+                    self.inner = False
+                return
+        if inner:
+            inner.feed(sensor, flow, is_orig, data, ts)
+
+    def gap(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, size: int) -> None:
+        if self.inner:
+            self.inner.gap(sensor, flow, is_orig, size)
+
+    def give_up(self, is_orig: bool) -> bool:
+        return bool(self.inner) and self.inner.give_up(is_orig)
+
+    def done(self) -> bool:
+        return self.inner is False or (bool(self.inner) and self.inner.done())
+
+    def close(self, sensor: NetworkSensor, flow: Flow, ts: float) -> None:
+        if self.inner:
+            self.inner.close(sensor, flow, ts)
+
+
+class WebSocketApp(TunnelApp):
+    """WebSocket frames (RFC 6455): unmasked, reassembled, their payload searched for
+    a tunnelled protocol (wstunnel and similar carry SSH this way)."""
+
+    __slots__ = ("bufs",)
+
+    MAX_FRAME = 1 << 24
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bufs = {True: bytearray(), False: bytearray()}
+
+    def feed(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, data: bytes,
+             ts: float) -> None:
+        buf = self.bufs[is_orig]
+        buf += data
+        while len(buf) >= 2:
+            opcode = buf[0] & 0x0F
+            size = buf[1] & 0x7F
+            off = 2
+            if size == 126:
+                if len(buf) < 4:
+                    return
+                size = (buf[2] << 8) | buf[3]
+                off = 4
+            elif size == 127:
+                if len(buf) < 10:
+                    return
+                size = int.from_bytes(buf[2:10], "big")
+                off = 10
+            if size > self.MAX_FRAME:
+                buf.clear()
+                raise ParseError(f"WebSocket frame of {size} bytes")
+            key = b""
+            if buf[1] & 0x80:
+                key = bytes(buf[off:off + 4])
+                off += 4
+            if len(buf) < off + size:
+                return
+            payload = bytes(buf[off:off + size])
+            del buf[:off + size]
+            if key and payload:
+                mask = (key * (size // 4 + 1))[:size]
+                payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")
+                           ).to_bytes(size, "big")
+            if opcode <= 2 and payload:  # continuation, text, binary
+                super().feed(sensor, flow, is_orig, payload, ts)
+
+    def gap(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, size: int) -> None:
+        self.bufs[is_orig].clear()  # frame boundaries are lost
+        super().gap(sensor, flow, is_orig, size)
 
 
 class TlsApp:
