@@ -98,3 +98,32 @@ def test_community_id_matches_the_specification_example():
     dst = socket.inet_aton("66.35.250.204")
     assert community_id(src, 34855, dst, 80, 6) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
     assert community_id(dst, 80, src, 34855, 6) == "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+
+
+def test_idle_flows_are_emitted_while_the_capture_runs_and_the_table_stays_bounded():
+    from collectors.network.decode import LINKTYPE_ETHERNET
+    from collectors.network.sensor import NetworkSensor, SensorSettings
+
+    sensor = NetworkSensor("test", settings=SensorSettings(udp_idle=30.0, max_flows=50))
+    t = 1_700_000_000.0
+    first = pcapgen.dns_exchange(pcapgen.CLIENT, "192.0.2.53", "a.example.gov", "192.0.2.1",
+                                 1, t)
+    for pkt in first:
+        sensor.packet(float(pkt.time), LINKTYPE_ETHERNET, bytes(pkt))
+    assert not any(e["event"]["dataset"] == "network.connection" for e in sensor.events)
+    # ten minutes later, other traffic: the first exchange is long idle and is reported
+    later = pcapgen.dns_exchange(pcapgen.CLIENT, "192.0.2.53", "b.example.gov", "192.0.2.1",
+                                 2, t + 600, sport=40000)
+    for pkt in later:
+        sensor.packet(float(pkt.time), LINKTYPE_ETHERNET, bytes(pkt))
+    conns = [e for e in sensor.events if e["event"]["dataset"] == "network.connection"]
+    assert [get_field(e, "source.port") for e in conns] == [33333]
+    # many short flows: never more than max_flows active at once
+    for i in range(200):
+        pkt = _tcp(f"10.9.{i // 250}.{i % 250}", pcapgen.SERVER, 2000, 80, "S", t + 601 + i / 1000)
+        sensor.packet(float(pkt.time), LINKTYPE_ETHERNET, bytes(pkt))
+        assert sensor.flows.active <= 50
+    sensor.flush()
+    assert sensor.flows.active == 0
+    conns = [e for e in sensor.events if e["event"]["dataset"] == "network.connection"]
+    assert len(conns) == 202
