@@ -386,6 +386,9 @@ class YaraScanner:
             try:
                 for item in self._walk(paths, stop, follow_given):
                     jobs.put(item)
+            except Exception as exc:  # a tree that cannot be walked ends its walk, not the scan
+                jobs.put(FileResult(", ".join(paths), skipped=READ_ERROR,
+                                    detail=f"walk failed: {type(exc).__name__}: {exc}"))
             finally:
                 for _ in range(threads):
                     jobs.put(None)

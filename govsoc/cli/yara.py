@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -178,12 +177,10 @@ def yara_watch(app: Any, paths: tuple[str, ...], rules: tuple[str, ...],
             click.echo(f"not scanned: {result.path}: {result.skipped}", err=True)
 
     watch = YaraWatch(scanner, targets, on_result, settings)
-    stopper = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: watch.stop())
     click.echo(f"watching {', '.join(targets)} ({watch.mode})", err=True)
     watch.run()
-    stopper.set()
 
 
 COMMANDS = [scan, yara_group]
