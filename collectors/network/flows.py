@@ -236,10 +236,15 @@ class FlowTable:
             flow.resp_ip_bytes += d.ip_len
         if proto == PROTO_TCP:
             self._tcp(flow, is_orig, d, ts)
-        elif is_orig:
-            flow.orig_bytes += d.payload_len
         else:
-            flow.resp_bytes += d.payload_len
+            if is_orig:
+                flow.orig_bytes += d.payload_len
+            else:
+                flow.resp_bytes += d.payload_len
+            if proto == PROTO_UDP and d.payload_len:
+                mark = "D" if is_orig else "d"  # Zeek marks UDP payload too
+                if mark not in flow.history:
+                    flow.history += mark
         if ts >= self.next_sweep:
             self.sweep(ts)
         return flow, is_orig
