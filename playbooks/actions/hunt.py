@@ -74,6 +74,65 @@ class Hunt(Action):
         }
 
 
+class SigmaHunt(Action):
+    name = "sigma_hunt"
+    description = ("Run Sigma rules (the configured ones by default) over the stored events of "
+                   "a recent window: the same matcher as streaming detection.")
+    params_schema: ClassVar[dict[str, Any]] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "rules": {"type": "array", "items": {"type": "string"}},
+            "rule_ids": {"type": "array", "items": {"type": "string"}},
+            "hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 24 * 366},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 10000},
+        },
+    }
+
+    def _rules(self, params: dict[str, Any], ctx: ActionContext) -> list[str]:
+        return list(params.get("rules") or ctx.config.get("detection.sigma_rules")
+                    or ["builtin"])
+
+    def plan(self, params: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
+        return {"would_hunt_with": self._rules(params, ctx),
+                "rule_ids": params.get("rule_ids") or "all",
+                "hours": params.get("hours", 24 * 7)}
+
+    def run(self, params: dict[str, Any], ctx: ActionContext) -> dict[str, Any]:
+        from detection.sigma.engine import SigmaDetector
+        from detection.sigma.hunt import hunt_store
+
+        try:
+            detector = SigmaDetector.from_paths(
+                self._rules(params, ctx), cache_dir=str(ctx.config.data_path("cache/sigma")))
+        except GovsocError as exc:
+            raise ActionError(self.name, f"cannot load the Sigma rules: {exc}") from None
+        wanted = set(params.get("rule_ids") or [])
+        limit = int(params.get("limit", 1000))
+        since = utcnow() - timedelta(hours=float(params.get("hours", 24 * 7)))
+        by_rule: dict[str, dict[str, Any]] = {}
+        hosts: set[str] = set()
+        event_ids: list[str] = []
+        total = 0
+        for detection in hunt_store(detector, ctx.store, since=since):
+            if time.monotonic() > ctx.deadline:
+                raise ActionError(self.name, f"timed out after {total} detections")
+            if wanted and detection.rule_id not in wanted:
+                continue
+            total += 1
+            entry = by_rule.setdefault(detection.rule_id, {
+                "rule_id": detection.rule_id, "rule_name": detection.rule_name,
+                "level": detection.level, "count": 0})
+            entry["count"] += 1
+            host = get_field(detection.event, "host.name")
+            if host is not None:
+                hosts.add(str(host))
+            if len(event_ids) < limit:
+                event_ids.append(str(get_field(detection.event, "event.id")))
+        return {"detections": total, "rules": sorted(by_rule.values(),
+                                                     key=lambda r: -r["count"]),
+                "hosts": sorted(hosts), "event_ids": event_ids}
+
+
 def _rule_files(entries: list[str]) -> dict[str, str]:
     files: dict[str, str] = {}
     for entry in entries:

@@ -212,3 +212,32 @@ def test_notify_email_refuses_header_injection(pb_config, pb_store, smtp_sink):
     assert out["sent_to"] == ["lanhdao@tinh.gov.vn"]
     assert smtp_sink.messages[0]["to"] == ["lanhdao@tinh.gov.vn"]
     assert b"\nBcc:" not in smtp_sink.messages[0]["data"]
+
+
+def test_sigma_hunt_runs_the_shipped_rules_over_stored_events(pb_config, pb_store):
+    from govsoc.events import event_id, new_event
+
+    rules = Path(__file__).resolve().parents[2] / "rules" / "sigma" / "windows"
+    if not any(rules.glob("*.yml")):
+        pytest.skip("no shipped Windows Sigma rules")
+    events = []
+    for i, (group, sid) in enumerate([("Administrators", "S-1-5-32-544"),
+                                      ("Print Operators", "S-1-5-32-550")]):
+        event = new_event("windows.security", datetime.now(UTC) - timedelta(minutes=i),
+                          module="windows", host__name=f"dc0{i + 1}")
+        event["event"].update({"id": event_id("tests/playbooks/hunt", i), "code": "4732"})
+        event["winlog"] = {"event_id": 4732, "channel": "Security",
+                           "provider_name": "Microsoft-Windows-Security-Auditing",
+                           "event_data": {"TargetUserName": group, "TargetSid": sid}}
+        events.append(event)
+    pb_store.insert_events(events)
+    out = ACTIONS["sigma_hunt"].run({"rules": [str(rules)], "hours": 1},
+                                    ctx_for(pb_config, pb_store, timeout=120))
+    assert out["detections"] == 1
+    assert out["rules"][0]["rule_name"] == "New Admin - Account Added to a Privileged Group"
+    assert out["hosts"] == ["dc01"]
+    assert out["event_ids"] == [event_id("tests/playbooks/hunt", 0)]
+    none = ACTIONS["sigma_hunt"].run({"rules": [str(rules)], "hours": 1,
+                                      "rule_ids": ["not-a-rule"]},
+                                     ctx_for(pb_config, pb_store, timeout=120))
+    assert none["detections"] == 0
