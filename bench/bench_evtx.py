@@ -2,7 +2,9 @@
 
 The corpus (``evtx-attack-samples``, ``hayabusa-sample-evtx`` and SigmaHQ's
 ``regression_data``: about 8,700 records in 575 files) is read again and again
-until at least ``--records`` records have gone through. Each measurement runs in
+until at least ``--records`` records have gone through, twice: as the 575 small
+files it is, and with all its chunks merged into one log (how a real Security or
+Sysmon log looks; per-file costs drop out). Each measurement runs in
 its own child process pinned to one CPU, with the ``evtx`` package limited to one
 thread, and prints records/s and the child's peak RSS. Modes, measured in the
 same run and interleaved:
@@ -25,15 +27,17 @@ import argparse
 import math
 import os
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_DIRS = ("evtx-attack-samples", "hayabusa-sample-evtx", "sigma/regression_data")
 
 CHILD = r"""
-import os, resource, sys, time
+import os, sys, time
 os.sched_setaffinity(0, {int(sys.argv[3])})
 mode, passes = sys.argv[1], int(sys.argv[2])
 files = [line for line in sys.stdin.read().splitlines() if line]
@@ -54,7 +58,11 @@ for _ in range(passes):
             for batch in read_evtx(path, threads=1):
                 records += len(batch.events) + len(batch.rejected)
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-print(records, elapsed, cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM: the peak resident set of this program (ru_maxrss would include the
+# parent's memory inherited at fork)
+with open("/proc/self/status") as status:
+    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(records, elapsed, cpu, peak)
 """
 
 
@@ -66,6 +74,25 @@ def corpus_files(root: Path) -> list[str]:
             sys.exit(f"corpus folder missing: {base}")
         files.extend(str(p) for p in sorted(base.rglob("*.evtx")))
     return files
+
+
+def merge_chunks(files: list[str], target: Path) -> None:
+    """One EVTX file holding every chunk of ``files`` behind a fresh header: the
+    corpus as one large log, so per-file costs drop out of the comparison."""
+    from collectors.evtx import CHUNK_SIZE, HEADER_BLOCK, build_file_header
+
+    chunks: list[bytes] = []
+    for path in files:
+        raw = Path(path).read_bytes()
+        for offset in range(HEADER_BLOCK, len(raw) - CHUNK_SIZE + 1, CHUNK_SIZE):
+            chunk = raw[offset:offset + CHUNK_SIZE]
+            first, last = struct.unpack_from("<QQ", chunk, 8)
+            if chunk[:8] == b"ElfChnk\x00" and last >= first:
+                chunks.append(chunk)
+    with target.open("wb") as out:
+        out.write(build_file_header(min(len(chunks), 0xFFFF)))
+        for chunk in chunks:
+            out.write(chunk)
 
 
 def count_records(files: list[str]) -> int:
@@ -96,11 +123,20 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=max(os.sched_getaffinity(0)))
     args = parser.parse_args()
 
-    files = corpus_files(args.corpus)
+    corpus = corpus_files(args.corpus)
+    with tempfile.TemporaryDirectory() as scratch:
+        merged = Path(scratch) / "corpus-merged.evtx"
+        merge_chunks(corpus, merged)
+        for label, files in (("corpus files as they are (575 small logs)", corpus),
+                             ("corpus chunks merged into one log", [str(merged)])):
+            measure(label, files, args)
+
+
+def measure(label: str, files: list[str], args: argparse.Namespace) -> None:
     per_pass = count_records(files)
     passes = max(1, math.ceil(args.records / per_pass))
-    print(f"corpus: {len(files)} files, {per_pass:,} records per pass; {passes} passes = "
-          f"{passes * per_pass:,} records per run; CPU {args.cpu}; {args.repeat} runs")
+    print(f"\n{label}: {len(files)} files, {per_pass:,} records per pass; {passes} passes "
+          f"= {passes * per_pass:,} records per run; CPU {args.cpu}; {args.repeat} runs")
     modes = ("bare", "bare+json", "govsoc")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu_rates: dict[str, list[float]] = {m: [] for m in modes}

@@ -167,25 +167,31 @@ class _FileReader:
     def batches(self) -> Generator[Batch, None, None]:
         try:
             size = os.path.getsize(self.path)
-            handle: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             self._reject(f"cannot open EVTX file: {exc.strerror or exc}", "file", b"")
             yield self._take()
             return
-        with handle:
-            header = handle.read(HEADER_BLOCK)
+        try:
+            parser = evtx.PyEvtxParser(self.path, number_of_threads=self.threads)
+        except (RuntimeError, OSError, ValueError) as exc:
             try:
-                parser = evtx.PyEvtxParser(self.path, number_of_threads=self.threads)
-            except (RuntimeError, OSError, ValueError) as exc:
-                yield from self._recover(handle, header, size, str(exc))
-            else:
-                yield from self._read_records(parser.records_json(), handle)
-                yield from self._check_tail(handle, header, size)
+                with open(self.path, "rb") as handle:
+                    yield from self._recover(handle, handle.read(HEADER_BLOCK), size, str(exc))
+            except OSError as error:
+                self._reject(f"cannot read EVTX file: {error.strerror or error}", "file", b"")
+        else:
+            yield from self._read_records(parser.records_json(), locate=True)
+            # the file is opened again only when its length shows a partial chunk
+            if size > HEADER_BLOCK and (size - HEADER_BLOCK) % CHUNK_SIZE:
+                try:
+                    with open(self.path, "rb") as handle:
+                        yield from self._check_tail(handle, handle.read(HEADER_BLOCK), size)
+                except OSError:
+                    pass
         if len(self.batch) or self.stats.records == 0:
             yield self._take()
 
-    def _read_records(self, records: Iterator[Any], handle: BinaryIO | None,
-                      base_offset: int = 0) -> Iterator[Batch]:
+    def _read_records(self, records: Iterator[Any], locate: bool) -> Iterator[Batch]:
         consecutive = 0
         while True:
             try:
@@ -196,7 +202,7 @@ class _FileReader:
                 consecutive += 1
                 self.stats.chunk_errors += 1
                 message = str(exc)
-                position, original = self._locate_chunk(message, handle)
+                position, original = self._locate_chunk(message, locate)
                 self._reject(f"damaged EVTX data: {message}", position, original)
                 if consecutive >= _MAX_CONSECUTIVE_ERRORS:
                     self._reject(f"gave up after {consecutive} consecutive parser errors",
@@ -230,29 +236,30 @@ class _FileReader:
                 yield self._take()
                 events = self.batch.events
 
-    def _locate_chunk(self, message: str, handle: BinaryIO | None) -> tuple[str, bytes]:
+    def _locate_chunk(self, message: str, locate: bool) -> tuple[str, bytes]:
         """The position and bytes of the chunk a parser error names (when it does)."""
         match = _CHUNK_RANGE.search(message)
         if match is None:
             return "chunk ?", b""
         first, last = int(match.group(1)), int(match.group(2))
         position = f"records {first}..{last}"
-        if handle is None:
+        if not locate:
             return position, b""
         try:
-            offset = HEADER_BLOCK
-            handle.seek(offset)
-            while True:
-                head = handle.read(24)
-                if len(head) < 24:
-                    break
-                if head[:8] == _CHUNK_MAGIC:
-                    lo, hi = struct.unpack_from("<QQ", head, 8)
-                    if lo == first and hi == last:
-                        handle.seek(offset)
-                        return f"chunk at offset {offset} ({position})", handle.read(CHUNK_SIZE)
-                offset += CHUNK_SIZE
-                handle.seek(offset)
+            with open(self.path, "rb") as handle:
+                offset = _header_size(handle.read(HEADER_BLOCK))
+                while True:
+                    handle.seek(offset)
+                    head = handle.read(24)
+                    if len(head) < 24:
+                        break
+                    if head[:8] == _CHUNK_MAGIC:
+                        lo, hi = struct.unpack_from("<QQ", head, 8)
+                        if lo == first and hi == last:
+                            handle.seek(offset)
+                            return (f"chunk at offset {offset} ({position})",
+                                    handle.read(CHUNK_SIZE))
+                    offset += CHUNK_SIZE
         except OSError:
             pass
         return position, b""
@@ -293,7 +300,7 @@ class _FileReader:
                     self._reject(f"damaged EVTX chunk: {exc}", f"chunk at offset {offset}",
                                  chunk)
                 else:
-                    yield from self._read_records(parser.records_json(), None)
+                    yield from self._read_records(parser.records_json(), locate=False)
             elif chunk.strip(b"\x00"):
                 self.stats.chunk_errors += 1
                 what = "truncated chunk" if len(chunk) < CHUNK_SIZE else "not an EVTX chunk"
