@@ -136,6 +136,26 @@ def _measures(store: Any, case: Any) -> list[dict[str, str]]:
     return measures
 
 
+def _affected_asset(config: Config, hosts: list[str], ips: list[str]) -> dict[str, Any]:
+    """The inventory entry of the first affected host or address (system, unit, level)."""
+    from playbooks.actions.enrich import load_inventory
+
+    path = section(config, "playbooks.inventory").get("path")
+    if not path:
+        return {}
+    try:
+        assets = load_inventory(path)
+    except GovsocError:
+        return {}
+    wanted = {h.lower() for h in hosts} | set(ips)
+    for asset in assets:
+        names = {str(asset.get("name", "")).lower()} | {
+            str(h).lower() for h in asset.get("hostnames") or []}
+        if names & wanted or {str(i) for i in asset.get("ips") or []} & wanted:
+            return asset
+    return {}
+
+
 def prefill(store: Any, config: Config, case_id: str, kind: str) -> dict[str, Any]:
     """The report's fields as the records give them, before any edit."""
     case = store.get_case(case_id)
@@ -163,6 +183,8 @@ def prefill(store: Any, config: Config, case_id: str, kind: str) -> dict[str, An
             seen.add(("ip", alert.source_ip))
             indicators.append({"type": "ip", "value": alert.source_ip})
     measures = _measures(store, case)
+    asset = _affected_asset(config, hosts, [a.destination_ip for a in alerts if a.destination_ip]
+                            + [o.value for o in case.observables if o.type == "ip"])
     rules = sorted({a.rule_name for a in alerts})
     description = case.description or ""
     if not description and rules:
@@ -175,9 +197,9 @@ def prefill(store: Any, config: Config, case_id: str, kind: str) -> dict[str, An
         "unit_name": unit.get("name", ""), "unit_name_en": unit.get("name_en", ""),
         "unit_address": unit.get("address", ""),
         "recipient": unit.get("recipient", ""), "recipient_en": unit.get("recipient_en", ""),
-        "system_name": unit.get("system_name", ""),
-        "system_owner": unit.get("system_owner") or unit.get("name", ""),
-        "security_level": unit.get("security_level", ""),
+        "system_name": asset.get("system") or unit.get("system_name", ""),
+        "system_owner": asset.get("unit") or unit.get("system_owner") or unit.get("name", ""),
+        "security_level": str(asset.get("security_level") or unit.get("security_level", "")),
         "affected_hosts": ", ".join(hosts),
         "incident_title": case.title, "incident_type": f"{type_vi} / {type_en}",
         "severity": f"{_SEVERITY_VI[case.severity.value]} / {case.severity.value}",

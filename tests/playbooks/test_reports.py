@@ -53,7 +53,8 @@ def incident_case(engine, users):
     """A webshell case worked by the shipped playbook up to the containment."""
     alert = raise_alert(users, rule_id="web-webshell-exec", rule_name="Webshell command execution",
                         severity="critical", tags=["attack.t1505.003"], dataset="iis.access",
-                        fields={"source.ip": "198.51.100.7", "host.name": "portal-web-01"})
+                        fields={"source.ip": "198.51.100.7", "host.name": "portal-web-01",
+                                "destination.ip": "10.10.1.15"})
     run = engine.start("webshell-portal", actor="ana", alert_id=alert.id)
     run = engine.complete_task(run.id, "verify", "ana", notes="shell.aspx trong /upload",
                                evidence=["sha256:ab"])
@@ -65,7 +66,9 @@ def test_incident_report_is_prefilled_from_the_case(users, pb_config, incident_c
     report = build_incident_report(users, pb_config, incident_case.id, "notification")
     f = report.fields
     assert f["unit_name"] == "Sở Thông tin và Truyền thông tỉnh Thử Nghiệm"
+    # the affected server is in the asset inventory: its system, unit and level are used
     assert f["system_name"] == "Cổng thông tin điện tử tỉnh" and f["security_level"] == "3"
+    assert f["system_owner"] == "Trung tâm Tích hợp dữ liệu"
     assert f["affected_hosts"] == "portal-web-01"
     assert f["incident_type"].startswith("Tấn công cài webshell")
     assert {"type": "ip", "value": "198.51.100.7"} in f["indicators"]
