@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -281,9 +283,15 @@ class PlaybookEngine:
         return waiting
 
     def resume_interrupted(self, actor: str = "govsoc") -> list[Run]:
-        """After a restart: carry on with every run that was executing steps."""
+        """After a restart: carry on with every run that was executing steps.
+
+        A run another live process on this machine is executing (the console while the
+        service restarts) is left to it.
+        """
         resumed = []
         for run in self.runs.list((R.RUNNING,)):
+            if _executor_alive(run.executor):
+                continue
             self._audit(actor, "playbook.run.recover", run, after={
                 "interrupted_steps": [s.id for s in run.steps.values()
                                       if s.status == R.STEP_RUNNING]})
@@ -298,6 +306,8 @@ class PlaybookEngine:
             if run.status != R.RUNNING:
                 return run
             playbook = self._playbook(run)
+            run.executor = {"host": socket.gethostname(), "pid": os.getpid(),
+                            "since": now_text()}
             waiting = False
             for step in playbook.steps:
                 record = run.steps.setdefault(step.id, StepRecord(step.id))
@@ -325,6 +335,7 @@ class PlaybookEngine:
                     run.finished_at = now_text()
                     self._audit(run.actor, "playbook.run.complete", run,
                                 after={"progress": "{}/{}".format(*run.progress)})
+            run.executor = None
             self.runs.save(run)
             if run.case_id and not run.dry_run:
                 self._link_case(run)
@@ -595,6 +606,23 @@ def case_run_entry(run: Run) -> dict[str, Any]:
             "status": run.status, "started_at": run.created_at,
             "finished_at": run.finished_at, "progress": f"{done}/{total}",
             "actor": run.actor, "trigger": run.trigger}
+
+
+def _executor_alive(executor: dict[str, Any] | None) -> bool:
+    """Whether the process recorded as executing a run is another live process here."""
+    if not executor or executor.get("host") != socket.gethostname():
+        # another machine's process cannot be checked; a crash there is resumed here
+        return False
+    pid = int(executor.get("pid") or 0)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 _PARSED: dict[str, Playbook] = {}

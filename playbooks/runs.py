@@ -81,6 +81,8 @@ class Run:
     finished_at: str | None = None
     #: why the run is paused or failed, for the people looking at it
     reason: str | None = None
+    #: the process executing steps right now ({host, pid, since}); None when idle
+    executor: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -471,3 +471,38 @@ def test_the_service_listener_starts_playbooks_for_new_alerts(users, pb_config, 
     assert run.status == "waiting"
     assert run.steps["review-accounts"].status == "waiting_task"
     assert not http_receiver.calls_to("/fw/block")
+
+
+def test_a_run_another_live_process_executes_is_not_resumed(users, pb_config, tmp_path):
+    import socket
+
+    engine = custom_engine(users, pb_config, tmp_path, """\
+        id: busy
+        version: 1
+        name: {vi: Bận, en: Busy}
+        triggers: [{tags: [x]}]
+        phases:
+          - phase: detection_analysis
+            steps:
+              - id: note
+                type: action
+                action: update_case
+                title: {vi: Ghi, en: Note}
+                with: {add_tags: [seen]}
+        """)
+    from store.base import NewCase
+
+    case = users.create_case(NewCase(title="c", created_by="ana"))
+    run = engine.start("busy", actor="ana", case_id=case.id, advance=False)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.executor = {"host": socket.gethostname(), "pid": other.pid, "since": run.created_at}
+        engine.runs.save(run)
+        assert engine.resume_interrupted() == []
+        assert engine.runs.get(run.id).steps["note"].status == "pending"
+    finally:
+        other.kill()
+        other.wait()
+    # once that process is gone, the run is picked up
+    [resumed] = engine.resume_interrupted()
+    assert resumed.status == "completed" and resumed.executor is None
