@@ -222,9 +222,14 @@ def parse_server_hello(body: bytes) -> ServerHello:
     try:
         version = unpack_from("!H", body, 0)[0]
         off = 34
-        off += 1 + body[off]
-        cipher = unpack_from("!H", body, off)[0]
-        off += 3
+        if version >> 8 == 0x7F and (version & 0xFF) < 22:
+            # TLS 1.3 drafts before 22 had no session id and no compression method
+            cipher = unpack_from("!H", body, off)[0]
+            off += 2
+        else:
+            off += 1 + body[off]
+            cipher = unpack_from("!H", body, off)[0]
+            off += 3
         hello = ServerHello(version, cipher, [])
         if off + 2 > len(body):
             return hello
