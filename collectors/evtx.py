@@ -227,7 +227,7 @@ class _FileReader:
                 events.append(enrich(winlog_event(parsed, data, source, record_id,
                                                   reuse=True)))
             except (RecordError, orjson.JSONDecodeError, TypeError, ValueError, KeyError,
-                    AttributeError) as exc:
+                    AttributeError, RecursionError) as exc:
                 raw = data.encode("utf-8", "replace") if isinstance(data, str) else b""
                 reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"
                 self._reject(reason, str(record_id), raw)

@@ -494,6 +494,14 @@ def windows_record_event(doc: Any, raw: bytes | str, source: str,
     recognisably a Windows event but is missing what every event has."""
     if not isinstance(doc, dict):
         return None
+    try:
+        return _windows_record_event(doc, raw, source, line)
+    except RecursionError:
+        raise ParseError("record nested too deeply", source, line) from None
+
+
+def _windows_record_event(doc: dict[str, Any], raw: bytes | str, source: str,
+                          line: int) -> Event | None:
     if "winlog" in doc or "winlog.event_id" in doc or "winlog.channel" in doc:
         return _ecs_export(doc, source, line)
     original = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
@@ -567,6 +575,13 @@ def read_winlog_json(path: str | os.PathLike[str], batch_size: int = DEFAULT_BAT
 
 
 def _parse_line(data: bytes, source: str, line: int) -> Event:
+    try:
+        return _parse_line_unguarded(data, source, line)
+    except RecursionError:
+        raise ParseError("record nested too deeply", source, line) from None
+
+
+def _parse_line_unguarded(data: bytes, source: str, line: int) -> Event:
     if data.startswith(b"<"):
         try:
             text = data.decode("utf-8")

@@ -49,13 +49,18 @@ def _sub(node: dict[str, Any], key: str) -> dict[str, Any]:
     return child
 
 
+_INT64 = 1 << 63
+
+
 def _int(value: str | None) -> int | None:
+    """A decimal or 0x-hex number that fits an ECS long, or None."""
     if value is None:
         return None
     try:
-        return int(value, 16) if value[:2] in ("0x", "0X") else int(value)
+        number = int(value, 16) if value[:2] in ("0x", "0X") else int(value)
     except ValueError:
         return None
+    return number if -_INT64 <= number < _INT64 else None
 
 
 def basename(path: str) -> str:

@@ -34,6 +34,8 @@ from collections.abc import Mapping
 from hashlib import blake2b
 from typing import Any
 
+import orjson
+
 from govsoc.errors import ParseError
 from govsoc.events import Event, format_timestamp, parse_timestamp
 
@@ -120,6 +122,16 @@ def data_text(value: Any) -> Any:
     """A data value as Winlogbeat delivers it: a string (lists stay lists of strings)."""
     if type(value) is str:
         return value
+    if isinstance(value, list):
+        return [_scalar_text(item) for item in value]
+    if isinstance(value, dict) and "#text" in value:
+        return data_text(value["#text"])
+    return _scalar_text(value)
+
+
+def _scalar_text(value: Any) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if value is True:
@@ -128,14 +140,13 @@ def data_text(value: Any) -> Any:
         return "false"
     if isinstance(value, int | float):
         return str(value)
-    if isinstance(value, list):
-        return [data_text(item) for item in value]
-    if isinstance(value, dict):
-        if "#text" in value:
-            return data_text(value["#text"])
-        # an element with attributes only, or nested elements: keep the leaves
-        inner = {k: data_text(v) for k, v in value.items() if k != "#attributes"}
-        return inner or ""
+    if isinstance(value, dict) and "#text" in value and not isinstance(value["#text"], list):
+        return _scalar_text(value["#text"])
+    if isinstance(value, dict | list):
+        # an element with attributes only, or nested elements: its JSON rendering
+        inner = {k: v for k, v in value.items() if k != "#attributes"} \
+            if isinstance(value, dict) else value
+        return orjson.dumps(inner, default=str).decode() if inner else ""
     return str(value)
 
 
@@ -176,7 +187,7 @@ def event_data_fields(section: Any, reuse: bool = False) -> dict[str, Any]:
         if type(unnamed) is dict:
             unnamed = unnamed.get("#text", unnamed)
         items = unnamed if type(unnamed) is list else [unnamed]
-        texts = [data_text(item) for item in items]
+        texts = [_scalar_text(item) for item in items]
         for i, text in enumerate(texts, 1):
             out.setdefault(f"param{i}", text)
         out["Data"] = texts if len(texts) != 1 else texts[0]
@@ -215,14 +226,18 @@ def user_data_fields(section: Any) -> dict[str, Any] | None:
     return out or None
 
 
+_INT64 = 1 << 63
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return value if -_INT64 <= value < _INT64 else None
     if isinstance(value, str):
         try:
-            return int(value, 0) if value[:2].lower() == "0x" else int(value)
+            number = int(value, 16) if value[:2] in ("0x", "0X") else int(value)
         except ValueError:
             return None
+        return number if -_INT64 <= number < _INT64 else None
     return None
 
 
@@ -320,8 +335,14 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
     computer = get("Computer")
     if type(computer) is not str:
         computer = _text(computer)
-    provider = _attributes(get("Provider"))
-    provider_name = provider.get("Name") or provider.get("EventSourceName") or ""
+    try:
+        provider = system["Provider"]["#attributes"]
+        provider_name = provider["Name"]
+    except (KeyError, TypeError):
+        provider = _attributes(get("Provider"))
+        provider_name = provider.get("Name") or provider.get("EventSourceName") or ""
+    if type(provider_name) is not str:
+        provider_name = _text(provider_name)
     record_id = get("EventRecordID")
     record_id = str(record_id) if type(record_id) is int else _text(record_id)
 
@@ -334,12 +355,12 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
     }
     guid = provider.get("Guid")
     if guid:
-        winlog["provider_guid"] = guid
+        winlog["provider_guid"] = guid if type(guid) is str else _scalar_text(guid)
     if qualifiers is not None:
         winlog["qualifiers"] = str(qualifiers)
     version = get("Version")
     if version is not None:
-        version = version if type(version) is int else _int(version)
+        version = _int(version)
         if version is not None:
             winlog["version"] = version
     task = get("Task")
@@ -355,16 +376,20 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
     if correlation:
         attrs = _attributes(correlation)
         if attrs.get("ActivityID"):
-            winlog["activity_id"] = attrs["ActivityID"]
+            winlog["activity_id"] = _scalar_text(attrs["ActivityID"])
         if attrs.get("RelatedActivityID"):
-            winlog["related_activity_id"] = attrs["RelatedActivityID"]
-    execution = _attributes(get("Execution"))
+            winlog["related_activity_id"] = _scalar_text(attrs["RelatedActivityID"])
+    try:
+        execution = system["Execution"]["#attributes"]
+    except (KeyError, TypeError):
+        execution = None
+    if type(execution) is not dict:
+        execution = _NO_ATTRIBUTES
     if execution:
         pid = execution.get("ProcessID")
         tid = execution.get("ThreadID")
-        if type(pid) is int:
-            winlog["process"] = {"pid": pid, "thread": {"id": tid}} if type(tid) is int \
-                else {"pid": pid}
+        if type(pid) is int and type(tid) is int and 0 <= pid < _INT64 and 0 <= tid < _INT64:
+            winlog["process"] = {"pid": pid, "thread": {"id": tid}}
         else:
             pid, tid = _int(pid), _int(tid)
             process: dict[str, Any] = {}
@@ -378,7 +403,8 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
     if security:
         user_sid = _attributes(security).get("UserID")
         if user_sid:
-            winlog["user"] = {"identifier": user_sid}
+            winlog["user"] = {"identifier": user_sid if type(user_sid) is str
+                              else _scalar_text(user_sid)}
 
     event_data = root.get("EventData")
     data = event_data_fields(event_data, reuse) if event_data is not None else {}

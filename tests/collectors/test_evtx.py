@@ -402,3 +402,54 @@ def test_record_identity_is_the_shared_event_id_at_millisecond_precision():
     assert ours == event_id("evtx:dc01:security", "42@2024-03-01T08:15:30.123")
     # a Winlogbeat export of the same record carries milliseconds only
     assert ours == record_identity("DC01", "Security", "42", "2024-03-01T08:15:30.123Z")
+
+
+def test_mutated_records_give_valid_events_or_parse_errors_only():
+    """Hostile records (wrong types anywhere, huge numbers, nested junk) never
+    crash the mapping and never yield an event the store would refuse."""
+    import copy
+    import random
+
+    import orjson
+
+    templates = [
+        {"Event": {"System": _system(4624), "EventData": {
+            "TargetUserName": "a", "IpAddress": "10.0.0.1", "IpPort": "5", "LogonType": 3,
+            "ProcessId": "0x10", "ProcessName": "C:\\a.exe"}}},
+        {"Event": {"System": _system(1, channel="Microsoft-Windows-Sysmon/Operational",
+                                     provider="Microsoft-Windows-Sysmon"), "EventData": {
+            "Image": "C:\\a.exe", "CommandLine": "a", "Hashes": "MD5=AA,SHA256=BB",
+            "ParentProcessId": 4, "User": "D\\u"}}},
+        {"Event": {"System": _system(13, channel="Microsoft-Windows-Sysmon/Operational",
+                                     provider="Microsoft-Windows-Sysmon"), "EventData": {
+            "EventType": "SetValue", "TargetObject": "HKLM\\A\\B", "Details": "DWORD (0x1)"}}},
+        {"Event": {"System": _system(1102, provider="Microsoft-Windows-Eventlog"),
+                   "UserData": {"LogFileCleared": {"SubjectUserName": "x"}}}},
+    ]
+    junk = [None, 1, -5, "x", [], {}, {"#attributes": "x"}, {"#attributes": {}}, True, 1.5,
+            ["a", {"b": 1}], {"#text": None}, {"#text": [1, [2]]}, "0x", "-1", 10**30,
+            "9" * 40]
+    rnd = random.Random(1)
+
+    def mutate(node, depth=0):
+        if isinstance(node, dict) and node:
+            key = rnd.choice(list(node))
+            if rnd.random() < 0.5 or depth > 3:
+                node[key] = copy.deepcopy(rnd.choice(junk))
+            else:
+                mutate(node[key], depth + 1)
+
+    outcomes = {"event": 0, "parse error": 0}
+    for _ in range(3000):
+        record = copy.deepcopy(rnd.choice(templates))
+        for _ in range(rnd.randint(1, 3)):
+            mutate(record)
+        try:
+            event = record_to_event(record)
+        except ParseError:
+            outcomes["parse error"] += 1
+            continue
+        validate_event(event)
+        orjson.dumps(event)
+        outcomes["event"] += 1
+    assert outcomes["event"] > 500 and outcomes["parse error"] > 500

@@ -311,3 +311,21 @@ def test_evtx_dump_json_lines_give_the_events_the_evtx_gives(tmp_path):
         assert event["winlog"]["event_id"] == twin["winlog"]["event_id"]
         assert event.get("process", {}).get("executable") == \
             twin.get("process", {}).get("executable")
+
+
+def test_hostile_lines_are_dead_letters(tmp_path):
+    deep = "[" * 5000 + "]" * 5000
+    nested = '{"winlog": {"event_id": 1, "channel": "Security", "event_data": ' \
+        + '{"a":' * 200 + "1" + "}" * 200 + "}, \"@timestamp\": \"2024-01-01T00:00:00Z\"}"
+    path = tmp_path / "hostile.ndjson"
+    path.write_bytes(b"\n".join([
+        deep.encode(), b"\xff\xfe not utf-8", nested.encode(),
+        b'{"EventID": 1, "Channel": "x", "TimeCreated": "not a time"}',
+        orjson.dumps(WINLOGBEAT_4624)]) + b"\n")
+    batches = list(read_winlog_json(path))
+    events = [e for b in batches for e in b.events]
+    rejected = [r for b in batches for r in b.rejected]
+    assert len(events) == 2  # the Winlogbeat record and the nested one (as JSON text)
+    assert [r.position for r in rejected] == ["1", "2", "4"]
+    nested_event = next(e for e in events if e["winlog"]["event_id"] == "1")
+    assert nested_event["winlog"]["event_data"]["a"].startswith('{"a":')
