@@ -73,7 +73,7 @@ from govsoc.errors import RuleError
 log = logging.getLogger("govsoc.detection.sigma")
 
 #: Bumped whenever generated code changes meaning; part of the rule-cache key.
-ENGINE_VERSION = "govsoc-sigma-4"
+ENGINE_VERSION = "govsoc-sigma-6"
 
 #: Shortest literal worth giving the prefilter (shorter ones occur everywhere).
 MIN_LITERAL = 3
@@ -317,6 +317,8 @@ class CompiledRule:
     literals: list[str] | None
     warnings: list[str] = field(default_factory=list)
     code: bytes = b""
+    #: Windows event ids the detection itself requires (narrows routing); None: any
+    event_ids: list[str] | None = None
     #: the rule searches values without naming a field (looks at every field)
     keywords: bool = False
     #: the rule's ``name`` (what correlation rules refer to)
@@ -366,11 +368,30 @@ def _longest_literal(value: SigmaString) -> str | None:
     if not runs:
         return None
     best = max(runs, key=_selectivity)
-    return best if _selectivity(best) >= MIN_LITERAL else None
+    return best if _usable(best) else None
+
+
+#: Strings nearly every Windows event carries somewhere: a literal inside one of
+#: them finds almost every event, so the prefilter prefers any other literal.
+BACKGROUND = (
+    "c:\\windows\\system32\\svchost.exe", "c:\\windows\\syswow64\\rundll32.exe",
+    "c:\\program files (x86)\\microsoft\\", "c:\\programdata\\microsoft\\windows\\",
+    "microsoft corporation", "microsoft windows operating system", "nt authority\\system",
+    "s-1-5-21-", "s-1-5-18", "s-1-16-16384", "system", "high", "medium", "-", "true", "false",
+    "c:\\users\\", "\\appdata\\local\\temp\\", ".exe", ".dll", "microsoft-windows-",
+    "security", "windows powershell",
+)
+
+
+def _usable(literal: str) -> bool:
+    return len(literal) >= MIN_LITERAL or any(ord(ch) > 127 for ch in literal)
 
 
 def _selectivity(literal: str) -> int:
-    """Characters outside ASCII (emoji, other scripts) are rare: count them thrice."""
+    """How rare a literal is likely to be: its length, characters outside ASCII
+    (emoji, other scripts) counted thrice, and nothing for background strings."""
+    if any(literal in common for common in BACKGROUND):
+        return 1
     return len(literal) + 2 * sum(1 for ch in literal if ord(ch) > 127)
 
 
@@ -621,8 +642,56 @@ def required_literals(node: Any) -> set[str] | None:
         return best
     if isinstance(node, ConditionNOT):
         return None
-    if isinstance(node, ConditionFieldEqualsValueExpression | ConditionValueExpression):
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        if node.field in ROUTING_FIELDS:
+            return None  # routing already sends only those events; the literal adds nothing
         return _value_literals(node.value)
+    if isinstance(node, ConditionValueExpression):
+        return _value_literals(node.value)
+    return None
+
+
+#: Fields routing decides on (see detection.sigma.routing).
+ROUTING_FIELDS = frozenset({"winlog.event_id", "winlog.channel", "event.dataset"})
+
+
+def required_values(node: Any, name: str) -> set[str] | None:
+    """Exact (lower-cased) values field ``name`` must have for ``node`` to match, or None."""
+    if isinstance(node, ConditionOR):
+        out: set[str] = set()
+        for arg in node.args:
+            sub = required_values(arg, name)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(node, ConditionAND):
+        found: set[str] | None = None
+        for arg in node.args:
+            sub = required_values(arg, name)
+            if sub is not None:
+                found = sub if found is None else found & sub
+        return found
+    if isinstance(node, ConditionFieldEqualsValueExpression) and node.field == name:
+        return _exact_values(node.value)
+    return None
+
+
+def _exact_values(value: Any) -> set[str] | None:
+    if isinstance(value, SigmaExpansion):
+        out: set[str] = set()
+        for v in value.values:
+            sub = _exact_values(v)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+        return {_text(value.number).lower()}
+    if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+        segs = _segments(value)
+        if len(segs) == 1 and isinstance(segs[0], str):
+            return {segs[0].lower()}
     return None
 
 
@@ -699,7 +768,7 @@ def regex_literal(pattern: str) -> str | None:
     if not runs:
         return None
     best = max(runs, key=_selectivity)
-    return best if _selectivity(best) >= MIN_LITERAL else None
+    return best if _usable(best) else None
 
 
 # --------------------------------------------------------------------------- entry point
@@ -710,11 +779,13 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
     gen = _Codegen(where)
     exprs: list[str] = []
     literal_sets: list[set[str] | None] = []
+    event_id_sets: list[set[str] | None] = []
     try:
         for condition in rule.detection.parsed_condition:
             tree = condition.parsed
             exprs.append(gen.node(tree))
             literal_sets.append(required_literals(tree))
+            event_id_sets.append(required_values(tree, "winlog.event_id"))
     except SigmaError as exc:
         raise RuleCompileError(str(exc), where) from exc
     if not exprs:
@@ -731,6 +802,9 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         for s in literal_sets:
             merged |= s or set()
         literals = sorted(merged)
+    event_ids: list[str] | None = None
+    if all(e is not None for e in event_id_sets):
+        event_ids = sorted(set().union(*[e for e in event_id_sets if e is not None]))
     compiled = CompiledRule(
         rule_id=str(rule.id or rule.title), title=rule.title or "",
         level=rule.level.name.lower() if rule.level else "medium",
@@ -739,7 +813,7 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         product=rule.logsource.product, category=rule.logsource.category,
         service=rule.logsource.service, path=where, source=source, fields=gen.fields,
         literals=literals, warnings=gen.warnings, code=marshal.dumps(code),
-        name=getattr(rule, "name", None), keywords=gen.keywords_used)
+        name=getattr(rule, "name", None), keywords=gen.keywords_used, event_ids=event_ids)
     # execute once now so constant errors (bad CIDR, bad regex) surface at compile time
     try:
         compiled._predicate = load_predicate(compiled.code)

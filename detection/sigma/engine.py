@@ -96,7 +96,7 @@ class SigmaDetector:
         self.rules: list[CompiledRule] = list(ruleset.rules)
         self.predicates: list[Predicate] = [r.predicate for r in self.rules]
         self.literals = [r.literals for r in self.rules]
-        self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service)
+        self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service, r.event_ids)
                                        for r in self.rules]
         self.severities = [Severity.parse(r.level) for r in self.rules]
         self.keyword_rules = [r.keywords for r in self.rules]

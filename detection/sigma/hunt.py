@@ -190,7 +190,7 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
 
 def _with_route(query: dict[str, Any], detector: SigmaDetector, n: int) -> dict[str, Any]:
     rule = detector.rules[n]
-    spec = route_for(rule.product, rule.category, rule.service)
+    spec = route_for(rule.product, rule.category, rule.service, rule.event_ids)
     filters: list[dict[str, Any]] = []
     should: list[dict[str, Any]] = []
     for channel, ids in spec.windows:

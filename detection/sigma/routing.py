@@ -111,7 +111,8 @@ class RouteSpec:
         return False
 
     def describe(self) -> str:
-        parts = [f"{c or '*'}:{','.join(sorted(i)) if i else '*'}" for c, i in self.windows]
+        parts = [f"{c or '*'}:{','.join(sorted(i)) if i is not None else '*'}"
+                 for c, i in self.windows]
         parts += sorted(self.datasets)
         return "everything" if self.everything else " | ".join(parts) or "nothing"
 
@@ -128,8 +129,20 @@ def event_key(raw: dict[str, Any]) -> EventKey:
             None if eid is None else str(eid))
 
 
-def route_for(product: str | None, category: str | None, service: str | None) -> RouteSpec:
-    """The route of a logsource."""
+def route_for(product: str | None, category: str | None, service: str | None,
+              event_ids: Iterable[str] | None = None) -> RouteSpec:
+    """The route of a logsource, narrowed to ``event_ids`` when the detection
+    itself requires one of them."""
+    spec = _route_for(product, category, service)
+    if event_ids is None or not spec.windows:
+        return spec
+    wanted = frozenset(event_ids)
+    narrowed = tuple((channel, wanted if ids is None else ids & wanted)
+                     for channel, ids in spec.windows)
+    return RouteSpec(windows=narrowed, datasets=spec.datasets, everything=spec.everything)
+
+
+def _route_for(product: str | None, category: str | None, service: str | None) -> RouteSpec:
     product = (product or "").lower() or None
     category = (category or "").lower() or None
     service = (service or "").lower() or None

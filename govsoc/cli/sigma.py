@@ -69,7 +69,8 @@ def _rule_row(rule: Any) -> dict[str, Any]:
     return {"rule": {"id": rule.rule_id, "name": rule.title, "level": rule.level},
             "id": rule.rule_id, "title": rule.title, "level": rule.level,
             "logsource": "/".join(x for x in (rule.product, rule.category, rule.service) if x),
-            "route": route_for(rule.product, rule.category, rule.service).describe(),
+            "route": route_for(rule.product, rule.category, rule.service,
+                               rule.event_ids).describe(),
             "tags": rule.tags, "path": rule.path}
 
 
