@@ -323,6 +323,46 @@ def _zeek_conn(rows: list[dict[str, str]], mine: list[dict[str, Any]], name: str
                                            state in ours))
 
 
+def run_tshark_ja3(corpus: str, report: Report) -> None:
+    """JA3/JA3S of every TLS hello, against tshark's own (optional: needs tshark).
+
+    tshark only dissects TLS on ports it associates with TLS, so hellos on other
+    ports are compared only where tshark saw them too."""
+    import shutil
+    import subprocess
+
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        return
+    pcaps = sorted(glob.glob(os.path.join(corpus, "pcaps", "**", "*.pcap*"), recursive=True))
+    for path in pcaps:
+        ours: dict[str, set[str]] = {"ja3": set(), "ja3s": set()}
+        for e in collect(path):
+            if e["event"]["dataset"] != "network.tls":
+                continue
+            if get_field(e, "tls.client.ja3"):
+                ours["ja3"].add(get_field(e, "tls.client.ja3"))
+            if get_field(e, "tls.server.ja3s"):
+                ours["ja3s"].add(get_field(e, "tls.server.ja3s"))
+        if not ours["ja3"] and not ours["ja3s"]:
+            continue
+        out = subprocess.run([tshark, "-n", "-r", path, "-Y",
+                              "tls.handshake.type == 1 || tls.handshake.type == 2",
+                              "-T", "fields", "-e", "tls.handshake.ja3",
+                              "-e", "tls.handshake.ja3s"],
+                             capture_output=True, text=True, timeout=120).stdout
+        theirs: dict[str, set[str]] = {"ja3": set(), "ja3s": set()}
+        for line in out.splitlines():
+            ja3, _, ja3s = line.partition("\t")
+            theirs["ja3"].update(x for x in ja3.split(",") if x)
+            theirs["ja3s"].update(x for x in ja3s.split(",") if x)
+        name = os.path.relpath(path, os.path.join(corpus, "pcaps"))
+        for kind in ("ja3", "ja3s"):
+            for value in sorted(theirs[kind]):
+                report.outcomes.append(Outcome(f"{kind}~tshark", name, f"{kind}={value}",
+                                               value in ours[kind]))
+
+
 def run(corpus: str) -> Report:
     report = Report()
     started = time.monotonic()
@@ -361,8 +401,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--corpus", default=os.environ.get(
         "GOVSOC_CORPUS", os.path.join(os.path.dirname(REPO), "shared", "corpus")))
     parser.add_argument("--details", action="store_true", help="list every disagreement")
+    parser.add_argument("--tshark", action="store_true",
+                        help="also compare JA3/JA3S with tshark's on every capture")
     args = parser.parse_args(list(argv) if argv is not None else None)
     report = run(args.corpus)
+    if args.tshark:
+        run_tshark_ja3(args.corpus, report)
     print_report(report, args.details)
     return 0
 
