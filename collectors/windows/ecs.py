@@ -56,6 +56,9 @@ def _int(value: str | None) -> int | None:
     """A decimal or 0x-hex number that fits an ECS long, or None."""
     if value is None:
         return None
+    if value.isdigit():  # the common case: a decimal pid or port
+        number = int(value) if len(value) < 20 else _INT64
+        return number if number < _INT64 else None
     try:
         number = int(value, 16) if value[:2] in ("0x", "0X") else int(value)
     except ValueError:
@@ -386,37 +389,37 @@ def _sysmon_process_hashes(event: Event, proc: dict[str, Any], data: Mapping[str
         _put_hashes(_sub(event, "process"), hashes)
 
 
+_PROCESS_CREATE = (("command_line", "CommandLine"), ("working_directory", "CurrentDirectory"))
+_PROCESS_PE = (("original_file_name", "OriginalFileName"), ("description", "Description"),
+               ("product", "Product"), ("company", "Company"), ("file_version", "FileVersion"))
+_PARENT = (("executable", "ParentImage"), ("entity_id", "ParentProcessGuid"),
+           ("command_line", "ParentCommandLine"))
+
+
+def _copy(data: Mapping[str, Any], node: dict[str, Any],
+          pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """Copy the informative data values named in ``pairs`` (ECS key, data name)."""
+    get = data.get
+    for key, name in pairs:
+        value = get(name)
+        if value.__class__ is str and value not in _EMPTY:
+            node[key] = value
+    return node
+
+
 def _sysmon_process_create(event: Event, proc: dict[str, Any], data: Mapping[str, Any],
                            code: str) -> None:
-    command_line = _v(data, "CommandLine")
-    if command_line is not None:
-        proc["command_line"] = command_line
-    cwd = _v(data, "CurrentDirectory")
-    if cwd is not None:
-        proc["working_directory"] = cwd
+    _copy(data, proc, _PROCESS_CREATE)
     _put_hashes(proc, _v(data, "Hashes"))
-    pe = {key: value for key, value in (
-        ("original_file_name", _v(data, "OriginalFileName")),
-        ("description", _v(data, "Description")),
-        ("product", _v(data, "Product")),
-        ("company", _v(data, "Company")),
-        ("file_version", _v(data, "FileVersion"))) if value is not None}
+    pe = _copy(data, {}, _PROCESS_PE)
     if pe:
         _sub(proc, "pe").update(pe)
-    parent: dict[str, Any] = {}
-    parent_image = _v(data, "ParentImage")
-    if parent_image is not None:
-        parent["executable"] = parent_image
-        parent["name"] = basename(parent_image)
+    parent = _copy(data, {}, _PARENT)
+    if "executable" in parent:
+        parent["name"] = basename(parent["executable"])
     parent_pid = _int(_v(data, "ParentProcessId"))
     if parent_pid is not None:
         parent["pid"] = parent_pid
-    parent_guid = _v(data, "ParentProcessGuid")
-    if parent_guid is not None:
-        parent["entity_id"] = parent_guid
-    parent_cmd = _v(data, "ParentCommandLine")
-    if parent_cmd is not None:
-        parent["command_line"] = parent_cmd
     if parent:
         proc["parent"] = parent
     logon_id = _v(data, "LogonId")

@@ -179,6 +179,8 @@ def event_data_fields(section: Any, reuse: bool = False) -> dict[str, Any]:
             continue
         if name == "Data" or name == "#text":
             unnamed = value
+        elif type(value) is int:
+            out[name] = str(value)
         elif name != "#attributes":
             out[name] = data_text(value)
     out.pop("#attributes", None)
