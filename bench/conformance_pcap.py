@@ -358,9 +358,12 @@ def run_tshark_ja3(corpus: str, report: Report) -> None:
             theirs["ja3s"].update(x for x in ja3s.split(",") if x)
         name = os.path.relpath(path, os.path.join(corpus, "pcaps"))
         for kind in ("ja3", "ja3s"):
-            for value in sorted(theirs[kind]):
-                report.outcomes.append(Outcome(f"{kind}~tshark", name, f"{kind}={value}",
-                                               value in ours[kind]))
+            # values only tshark saw (on its TLS ports) and values only we produced
+            for value in sorted(theirs[kind] | (ours[kind] if theirs[kind] else set())):
+                where = "both" if value in ours[kind] and value in theirs[kind] else (
+                    "tshark only" if value in theirs[kind] else "ours only")
+                report.outcomes.append(Outcome(f"{kind}~tshark", name,
+                                               f"{kind}={value} ({where})", where == "both"))
 
 
 def run(corpus: str) -> Report:

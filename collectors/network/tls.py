@@ -85,6 +85,11 @@ def cipher_name(code: int) -> str:
     return name
 
 
+#: the ServerHello random that marks a HelloRetryRequest (RFC 8446 section 4.1.3)
+HELLO_RETRY_REQUEST = bytes.fromhex(
+    "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
 class TlsError(ParseError):
     """A side of a connection that does not carry a readable TLS handshake."""
 
@@ -308,8 +313,9 @@ class TlsConnection:
                     # records after the hello in the same segment tell whether the
                     # handshake went on to encryption
                     self._scan_rest(buf)
-            elif ctype in (20, 23):
-                # ChangeCipherSpec or application data: the clear-text part is over
+            elif ctype == 23 or (ctype == 20 and (self.client if is_orig else self.server)):
+                # application data, or ChangeCipherSpec after this side's hello: the
+                # clear-text part is over (a CCS may also follow a HelloRetryRequest)
                 if self.client is not None and self.server is not None:
                     self.established = True
                 self._done[is_orig] = True
@@ -345,6 +351,8 @@ class TlsConnection:
                 self._done[True] = True
                 return
             if mtype == 2 and not is_orig and self.server is None:
+                if body[2:34] == HELLO_RETRY_REQUEST:
+                    continue  # the real ServerHello follows the client's second hello
                 self.server = parse_server_hello(body)
                 self._done[False] = True
                 return
