@@ -259,8 +259,14 @@ def _field_ref(value: Any, other: Any, starts: bool, ends: bool) -> bool:
     return False
 
 
+#: Key under which the engine hands keyword rules their search scope
+#: (see detection.sigma.eventview.keyword_view).
+KEYWORD_SCOPE = "\x00keywords"
+
+
 def _keyword(L: dict[str, Any], test: Callable[[str], bool]) -> bool:
-    for value in L.values():
+    scope = L.get(KEYWORD_SCOPE, L)
+    for value in scope.values():
         if value.__class__ is str:
             if test(value):
                 return True

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from detection.sigma.compiler import CompiledRule, Predicate
+from detection.sigma.compiler import KEYWORD_SCOPE, CompiledRule, Predicate
 from detection.sigma.eventview import (
     BULKY_FIELDS,
     FieldPlan,
@@ -133,10 +133,11 @@ class SigmaDetector:
         low, raw, text = route.plan.view(event)
         out: list[int] = []
         if route.keyword_prefilter is not None:
-            keyword = route.keyword_prefilter.candidates(text + "\x00" + keyword_text(event))
+            keyword = route.keyword_prefilter.candidates(keyword_text(event))
             if keyword:
                 kw_low, kw_raw, _ = keyword_view(event)
-                self._run_all(keyword, {**low, **kw_low}, {**raw, **kw_raw}, event, out)
+                full_low = {**low, **kw_low, KEYWORD_SCOPE: kw_low}
+                self._run_all(keyword, full_low, {**raw, **kw_raw}, event, out)
         candidates = route.prefilter.candidates(text)
         if candidates:
             self._run_all(candidates, low, raw, event, out)

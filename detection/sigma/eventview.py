@@ -88,36 +88,45 @@ class FieldPlan:
                 parent = tuple(head)
             groups.setdefault(parent, []).append((key, name))
         self.groups = [(parent, tuple(members)) for parent, members in groups.items()]
+        self.view = self._generate()
 
-    def view(self, event: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-        raw: dict[str, Any] = {}
-        low: dict[str, Any] = {}
-        parts: list[str] = []
-        for parent, members in self.groups:
-            node: Any = event
-            for step in parent:
-                node = node.get(step) if node.__class__ is dict else None
-                if node is None:
-                    break
-            if node is None or node.__class__ is not dict:
-                continue
+    def _generate(self) -> Any:
+        """The view as straight-line code: one lookup per field, no loops."""
+        lines = ["def view(event):", "    raw = {}", "    low = {}", "    parts = []",
+                 "    add = parts.append"]
+        for number, (parent, members) in enumerate(self.groups):
+            node = "event"
+            for depth, step in enumerate(parent):
+                var = f"p{number}_{depth}"
+                lines.append(f"    {var} = {node}.get({step!r}) if {node}.__class__ is dict "
+                             "else None")
+                node = var
+            lines.append(f"    if {node}.__class__ is dict:")
             for key, name in members:
-                value = node.get(key)
-                if value is None:
-                    continue
-                raw[name] = value
-                if value.__class__ is str:
-                    v = value.lower()
-                    low[name] = v
-                    parts.append(v)
-                else:
-                    lv = _lower(value)
-                    low[name] = lv
-                    if lv.__class__ is tuple:
-                        parts.extend(lv)
-                    else:
-                        parts.append(lv)
-        return low, raw, _SEP.join(parts)
+                lines += [
+                    f"        v = {node}.get({key!r})",
+                    "        if v is not None:",
+                    f"            raw[{name!r}] = v",
+                    "            if v.__class__ is str:",
+                    "                lv = v.lower()",
+                    f"                low[{name!r}] = lv",
+                    "                add(lv)",
+                    "            else:",
+                    f"                _other({name!r}, v, low, parts)",
+                ]
+        lines.append("    return low, raw, _SEP.join(parts)")
+        namespace: dict[str, Any] = {"_other": _add_other, "_SEP": _SEP}
+        exec(compile("\n".join(lines), "<field plan>", "exec"), namespace)  # noqa: S102
+        return namespace["view"]
+
+
+def _add_other(name: str, value: Any, low: dict[str, Any], parts: list[str]) -> None:
+    lv = _lower(value)
+    low[name] = lv
+    if lv.__class__ is tuple:
+        parts.extend(lv)
+    else:
+        parts.append(lv)
 
 
 def _texts(values: Iterable[Any]) -> Iterator[str]:
