@@ -22,6 +22,7 @@ from typing import Any
 
 import click
 
+import collectors.network.settings  # registers inputs.network before the config loads
 from collectors.base import Batch
 from govsoc.cli.common import pass_app
 from govsoc.cli.ingest import run_ingest
@@ -93,6 +94,7 @@ def ingest_pcap(app: Any, files: tuple[str, ...], no_detect: bool, carve_dir: st
     from collectors.network.source import PcapFileSource
 
     batch_size = int(app.config.get("ingest.batch_size"))
+    settings = collectors.network.settings.sensor_settings(app.config)
     matches: list[tuple[Any, Any]] = []
     sink = _payload_sink(app, carve_dir, use_yara, yara_rules, matches)
     sizes = {f: _size(f) for f in files}
@@ -104,7 +106,8 @@ def ingest_pcap(app: Any, files: tuple[str, ...], no_detect: bool, carve_dir: st
     def batches() -> Iterator[Batch]:
         nonlocal packets, done
         for path in files:
-            source = PcapFileSource(path, payload_sink=sink, batch_size=batch_size)
+            source = PcapFileSource(path, payload_sink=sink, batch_size=batch_size,
+                                    settings=settings)
             current[:] = [source]
             yield from source.batches()
             problems.update(source.problems)
@@ -144,6 +147,7 @@ def capture(app: Any, iface: str, bpf: str | None, seconds: float | None, no_det
     matches: list[tuple[Any, Any]] = []
     sink = _payload_sink(app, carve_dir, use_yara, yara_rules, matches)
     source = LiveCaptureSource(iface, bpf, payload_sink=sink,
+                               settings=collectors.network.settings.sensor_settings(app.config),
                                batch_size=int(app.config.get("ingest.batch_size")))
     pipeline = build_pipeline(app.config, app.store, detect=not no_detect)
     started = time.monotonic()
