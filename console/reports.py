@@ -50,6 +50,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "ack_due": ("Hạn tiếp nhận", "Acknowledge by"), "resolve_due": ("Hạn xử lý", "Resolve by"),
     "alerts": ("Cảnh báo đang mở", "Open alerts"), "open_cases": ("Hồ sơ đang mở", "Open cases"),
     "rule": ("Quy tắc", "Rule"), "severity": ("Mức độ", "Severity"),
+    "exported": ("đã xuất", "exported"), "overdue": ("quá hạn", "overdue"),
     "indicators_help": ("Mỗi dòng: loại giá trị (ví dụ: ip 198.51.100.7)",
                         "One a line: type value (e.g. ip 198.51.100.7)"),
 }
@@ -118,9 +119,13 @@ def _document(html: str, fmt: str, filename: str) -> Any:
 @bp.route("")
 @requires(Permission.REPORTS_VIEW)
 def index() -> Any:
-    cases = get_store().list_cases(None, limit=50).items
+    from playbooks.reports.incident import filing_status
+
+    store = get_store()
     now = datetime.now(UTC)
-    return render_template("reports/index.html", cases=cases, today=now.date().isoformat(),
+    cases = [(case, filing_status(store, case)) for case in store.list_cases(None, limit=50).items]
+    return render_template("reports/index.html", cases=cases, now=now,
+                           today=now.date().isoformat(),
                            week_ago=(now - timedelta(days=7)).date().isoformat(),
                            language=current_language())
 
@@ -242,12 +247,19 @@ def save_incident(case_id: str) -> Any:
 @bp.route("/incident/<case_id>/export")
 @requires(Permission.REPORTS_VIEW)
 def export_incident(case_id: str) -> Any:
-    from playbooks.reports.incident import build_incident_report, render_incident_html
+    from playbooks.reports.incident import (
+        build_incident_report,
+        record_export,
+        render_incident_html,
+    )
 
     kind = _kind()
+    fmt = "pdf" if request.args.get("format") == "pdf" else "html"
     try:
         report = build_incident_report(get_store(), get_config(), case_id, kind)
     except NotFoundError:
         abort(404)
-    return _document(render_incident_html(report), request.args.get("format", "html"),
-                     f"govsoc-incident-{case_id}-{kind}")
+    response = _document(render_incident_html(report), fmt,
+                         f"govsoc-incident-{case_id}-{kind}")
+    record_export(get_store(), case_id, kind, fmt, str(current_user.username))
+    return response

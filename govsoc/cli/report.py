@@ -91,6 +91,7 @@ def incident(app: Any, case_id: str, kind: str, fmt: str, output: str | None,
     from playbooks.reports.incident import (
         EDITABLE,
         build_incident_report,
+        record_export,
         save_incident_draft,
         write_incident_report,
     )
@@ -115,6 +116,7 @@ def incident(app: Any, case_id: str, kind: str, fmt: str, output: str | None,
         return
     target = _output(output, f"govsoc-incident-{case_id}-{kind}", fmt)
     write_incident_report(report, target, fmt, app.config)
+    record_export(app.store, case_id, kind, fmt, actor)
     edited = f", edited: {', '.join(report.edited)}" if report.edited else ""
     click.echo(f"wrote {target}{edited}")
 

@@ -234,10 +234,32 @@ def build_incident_report(store: Any, config: Config, case_id: str, kind: str) -
     return IncidentReport(case_id=case_id, kind=kind, fields=fields, edited=sorted(edited))
 
 
+def _update_reports(store: Any, case_id: str, kind: str,
+                    mutate: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Change the case's record of report ``kind`` with ``mutate(draft)`` (optimistic
+    concurrency); returns the record before and after."""
+    from store.base import CaseChange
+
+    for _ in range(5):
+        case = store.get_case(case_id)
+        extra = dict(case.extra or {})
+        reports = dict(extra.get("incident_reports") or {})
+        before = dict(reports.get(kind) or {})
+        after = mutate(dict(before))
+        reports[kind] = after
+        extra["incident_reports"] = reports
+        try:
+            store.update_case(case.id, case.version, CaseChange(extra=extra))
+        except ConflictError:
+            continue
+        return before, after
+    raise ReportError(f"case {case_id} kept changing while saving the report; try again")
+
+
 def save_incident_draft(store: Any, case_id: str, kind: str, changes: dict[str, Any],
-                        actor: str) -> IncidentReport | None:
+                        actor: str) -> None:
     """Keep edited fields on the case (merged into earlier edits) and audit the change."""
-    from store.base import AuditEntry, CaseChange
+    from store.base import AuditEntry
 
     if kind not in KINDS:
         raise ReportError(f"unknown incident report kind {kind!r}")
@@ -245,26 +267,70 @@ def save_incident_draft(store: Any, case_id: str, kind: str, changes: dict[str, 
     if unknown:
         raise ReportError(f"fields {', '.join(unknown)} cannot be edited; editable: "
                           f"{', '.join(EDITABLE)}")
-    for _ in range(5):
-        case = store.get_case(case_id)
-        extra = dict(case.extra or {})
-        reports = dict(extra.get("incident_reports") or {})
-        draft = dict(reports.get(kind) or {})
-        before = dict(draft.get("fields") or {})
-        draft["fields"] = {**before, **changes}
+
+    def edit(draft: dict[str, Any]) -> dict[str, Any]:
+        draft["fields"] = {**(draft.get("fields") or {}), **changes}
         draft["updated_by"] = actor
         draft["updated_at"] = utcnow().isoformat()
-        reports[kind] = draft
-        extra["incident_reports"] = reports
+        return draft
+
+    before, after = _update_reports(store, case_id, kind, edit)
+    store.append_audit(AuditEntry(actor=actor, action="report.incident.edit",
+                                  target_type="case", target_id=case_id, at=utcnow(),
+                                  before={kind: before.get("fields") or {}},
+                                  after={kind: after["fields"]}))
+
+
+def record_export(store: Any, case_id: str, kind: str, fmt: str, actor: str) -> None:
+    """Note on the case that report ``kind`` was exported (the filing deadline is met
+    when it is sent; the export is the record govsoc has of that) and audit it."""
+    from store.base import AuditEntry
+
+    moment = utcnow().isoformat()
+
+    def mark(draft: dict[str, Any]) -> dict[str, Any]:
+        exports = list(draft.get("exports") or [])
+        exports.append({"at": moment, "by": actor, "format": fmt})
+        draft["exports"] = exports[-20:]
+        return draft
+
+    _update_reports(store, case_id, kind, mark)
+    store.append_audit(AuditEntry(actor=actor, action="report.incident.export",
+                                  target_type="case", target_id=case_id, at=utcnow(),
+                                  after={"kind": kind, "format": fmt}))
+
+
+@dataclass
+class Filing:
+    """Where one report of a case stands against its 5-day deadline."""
+
+    kind: str
+    due: datetime | None
+    exported_at: datetime | None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.due is not None and self.exported_at is None and now > self.due
+
+
+def filing_status(store: Any, case: Any) -> list[Filing]:
+    """The notification/initial report are due 5 days after discovery (the first alert,
+    or the case's creation); the final report 5 days after the case was closed."""
+    first_alert = None
+    for alert_id in case.alert_ids[:200]:
         try:
-            store.update_case(case.id, case.version, CaseChange(extra=extra))
-        except ConflictError:
+            created = store.get_alert(alert_id).created_at
+        except NotFoundError:
             continue
-        store.append_audit(AuditEntry(actor=actor, action="report.incident.edit",
-                                      target_type="case", target_id=case_id, at=utcnow(),
-                                      before={kind: before}, after={kind: draft["fields"]}))
-        return None
-    raise ReportError(f"case {case_id} kept changing while saving the draft; try again")
+        first_alert = created if first_alert is None else min(first_alert, created)
+    discovered = first_alert or case.created_at
+    reports = (case.extra or {}).get("incident_reports") or {}
+    filings = []
+    for kind in KINDS:
+        base = case.closed_at if kind == "final" else discovered
+        exports = (reports.get(kind) or {}).get("exports") or []
+        exported = datetime.fromisoformat(exports[0]["at"]) if exports else None
+        filings.append(Filing(kind, base + timedelta(days=5) if base else None, exported))
+    return filings
 
 
 def render_incident_html(report: IncidentReport) -> str:

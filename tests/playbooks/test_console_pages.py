@@ -150,6 +150,13 @@ def test_incident_report_is_edited_and_exported_from_the_console(console_app, us
     html = text(exported)
     assert "BÁO CÁO BAN ĐẦU SỰ CỐ AN TOÀN THÔNG TIN MẠNG" in html
     assert "http://evil.example/x.aspx" in html and "<b>2 giờ</b>" not in html
+    # the reports page shows the initial report as exported, the others with their deadline
+    index = text(minh.get("/reports"))
+    initial = re.search(rf'data-testid="filing-{case_id}-initial"(.*?)</td>', index, re.S)
+    assert initial and "đã xuất" in initial.group(1)
+    notification = re.search(rf'data-testid="filing-{case_id}-notification"(.*?)</td>', index,
+                             re.S)
+    assert notification and "Hạn gửi" in notification.group(1)
     # analysts do not file reports
     ana = Client(console_app, "ana")
     assert ana.get(f"/reports/incident/{case_id}?kind=initial").status_code == 403

@@ -192,3 +192,24 @@ def test_summary_pdf_in_both_languages(users, pb_config, tmp_path, artifacts, la
     ink = page_ink(target, tmp_path)
     assert ink and all(share > 0.005 for share in ink), ink
     shutil.copy(target, artifacts / f"summary-{language}.pdf")
+
+
+def test_filing_deadlines_follow_discovery_and_closing(users, pb_config, incident_case):
+    from playbooks.reports.incident import filing_status, record_export
+    from store.base import CaseChange, CaseStatus
+
+    filings = {f.kind: f for f in filing_status(users, users.get_case(incident_case.id))}
+    alert = users.get_alert(incident_case.alert_ids[0])
+    assert filings["notification"].due == alert.created_at + timedelta(days=5)
+    assert filings["final"].due is None  # the response has not finished
+    later = alert.created_at + timedelta(days=6)
+    assert filings["notification"].overdue(later)
+    assert not filings["notification"].overdue(alert.created_at + timedelta(days=4))
+    record_export(users, incident_case.id, "notification", "pdf", "minh")
+    case = users.get_case(incident_case.id)
+    filings = {f.kind: f for f in filing_status(users, case)}
+    assert filings["notification"].exported_at is not None
+    assert not filings["notification"].overdue(later)
+    closed = users.update_case(case.id, case.version, CaseChange(status=CaseStatus.CLOSED))
+    final = {f.kind: f for f in filing_status(users, closed)}["final"]
+    assert final.due == closed.closed_at + timedelta(days=5)
