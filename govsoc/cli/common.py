@@ -106,7 +106,7 @@ def render_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 def emit(rows: Iterable[Mapping[str, Any]], fmt: str, columns: Sequence[str],
          headers: Sequence[str] | None = None, out: Any = None) -> int:
     """Write ``rows`` as a table, JSON lines (the whole row) or CSV (the columns)."""
-    out = out or click.get_text_stream("stdout")
+    out = out or sys.stdout
     count = 0
     if fmt == "jsonl":
         for row in rows:
