@@ -17,6 +17,10 @@ values), and registry deletions/creations get ``event.type`` ``deletion`` /
 
 Handlers are chosen by provider and event id; every handler only reads
 ``winlog.event_data`` and writes ECS fields, so the table is the whole mapping.
+
+Not produced (yet): ``process.args`` (Windows command-line splitting),
+``related.*``, ``*.code_signature.*``, ``network.community_id`` for Sysmon 3,
+and the SID-to-name lookups Winlogbeat does on the Windows host itself.
 """
 
 from __future__ import annotations
