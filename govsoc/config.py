@@ -46,6 +46,11 @@ DEFAULTS: dict[str, Any] = {
         "spool_dir": "spool",
         "spool_max_mb": 1024,
         "retention_days": 90,
+        # event indices per dataset and "month" or "day"; shards/replicas of every index
+        "index_period": "month",
+        "shards": 1,
+        "replicas": 1,
+        "refresh_interval": "1s",
     },
     "ingest": {"batch_size": 2000, "max_line_bytes": 1048576},
     "detection": {
@@ -100,6 +105,10 @@ SCHEMA: dict[str, Any] = {
                 "spool_dir": {"type": "string"},
                 "spool_max_mb": {"type": "integer", "minimum": 1},
                 "retention_days": {"type": "integer", "minimum": 1},
+                "index_period": {"enum": ["day", "month"]},
+                "shards": {"type": "integer", "minimum": 1, "maximum": 64},
+                "replicas": {"type": "integer", "minimum": 0, "maximum": 8},
+                "refresh_interval": {"type": "string", "pattern": "^(-1|[0-9]+(ms|s|m))$"},
             },
         },
         "ingest": {

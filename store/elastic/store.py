@@ -40,6 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
@@ -367,14 +368,15 @@ class ElasticStore(Store):
                 self.prefix, self.engine, shards=self.shards, replicas=self.replicas,
                 refresh_interval=self.refresh_interval, lifecycle=lifecycle)
             self._req("PUT", f"/_index_template/{quote_id(self.prefix + '-events')}", template)
-            for name in mappings.CONFIG_INDICES:
-                try:
-                    self.client.request("PUT", f"/{self._ix(name)}", mappings.config_index_body(
-                        name, shards=1, replicas=self.replicas))
-                except ClusterError as exc:
-                    if exc.status == 400 and "already_exists" in exc.reason:
-                        continue
-                    raise self._translate(exc) from None
+            existing = {row["index"] for row in self._req(
+                "GET", f"/_cat/indices/{quote_id(self.prefix)}-*",
+                params={"format": "json", "h": "index"}) or []}
+            missing = [n for n in mappings.CONFIG_INDICES if self._ix(n) not in existing]
+            # created side by side: the cluster manager batches them into few state updates
+            with ThreadPoolExecutor(max_workers=max(1, len(missing))) as pool:
+                for error in pool.map(self._create_config_index, missing):
+                    if error is not None:
+                        raise self._translate(error)
             if self._get(self._ix("state"), "schema") is None:
                 self._write(self._ix("state"), "schema",
                             {"doc": {"version": SCHEMA_VERSION}}, create=True)
@@ -383,6 +385,15 @@ class ElasticStore(Store):
             retention.sweep_expired(self.client, self.prefix, self.retention_days)
         except ClusterError as exc:
             log.warning("retention sweep failed: %s", exc.reason)
+
+    def _create_config_index(self, name: str) -> ClusterError | None:
+        try:
+            self.client.request("PUT", f"/{self._ix(name)}", mappings.config_index_body(
+                name, shards=1, replicas=self.replicas))
+        except ClusterError as exc:
+            if not (exc.status == 400 and "already_exists" in exc.reason):
+                return exc
+        return None
 
     def _ready_or_raise(self) -> None:
         if not self._ready:
