@@ -373,7 +373,8 @@ def winlog_event(record: Mapping[str, Any], original: str | None = None,
         winlog["opcode"] = str(opcode)
     keywords = get("Keywords")
     if type(keywords) is str and keywords:
-        winlog["keywords"] = _keywords_cache.get(keywords) or keyword_names(keywords)
+        # a copy: events must not share mutable lists
+        winlog["keywords"] = [*(_keywords_cache.get(keywords) or keyword_names(keywords))]
     correlation = get("Correlation")
     if correlation:
         attrs = _attributes(correlation)
