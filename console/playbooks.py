@@ -104,7 +104,7 @@ def engine() -> Any:
         library = load_library(list(config.get("playbooks.dirs") or ["builtin"]))
         for error in library.errors:
             current_app.logger.error("playbook refused: %s", error)
-        cached = PlaybookEngine(get_store(), config, library)
+        cached = PlaybookEngine(get_store(), config, library, background=True)
         current_app.extensions["govsoc.playbooks"] = cached
     return cached
 

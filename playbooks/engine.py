@@ -96,8 +96,11 @@ class PlaybookEngine:
 
     def __init__(self, store: Any, config: Config, library: PlaybookLibrary,
                  actions: dict[str, Action] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, background: bool = False) -> None:
         self.store = store
+        #: carry runs on in a worker thread after a person's decision (a web request
+        #: must not wait for a slow firewall or webhook)
+        self.background = background
         self.config = config
         self.library = library
         self.actions = ACTIONS if actions is None else actions
@@ -130,7 +133,7 @@ class PlaybookEngine:
             "case_id": case_id, "alert_id": alert_id, "trigger": trigger})
         if case_id and not dry_run:
             self._link_case(run)
-        return self.advance(run.id) if advance else run
+        return self._continue(run.id) if advance else run
 
     def suggest(self, *, case_id: str | None = None, alert_id: str | None = None) -> list[Playbook]:
         """Playbooks whose triggers fit the case (through its alerts) or the alert."""
@@ -187,7 +190,7 @@ class PlaybookEngine:
             self.runs.save(run)
             self._audit(actor, "playbook.task.done", run, step_id,
                         before={"status": before}, after=record.task)
-        return self.advance(run_id)
+        return self._continue(run_id)
 
     def decide(self, run_id: str, step_id: str, actor: str, approve: bool,
                comment: str = "") -> Run:
@@ -219,7 +222,7 @@ class PlaybookEngine:
             self.runs.save(run)
             self._audit(actor, f"playbook.approval.{decision['decision']}", run, step_id,
                         after=decision)
-        return self.advance(run_id)
+        return self._continue(run_id)
 
     def retry(self, run_id: str, actor: str) -> Run:
         """Resume a paused run: the failed step is tried again."""
@@ -235,7 +238,7 @@ class PlaybookEngine:
             run.reason = None
             self.runs.save(run)
             self._audit(actor, "playbook.run.resume", run)
-        return self.advance(run_id)
+        return self._continue(run_id)
 
     def skip(self, run_id: str, step_id: str, actor: str, reason: str) -> Run:
         with self._lock(run_id):
@@ -253,7 +256,7 @@ class PlaybookEngine:
             self.runs.save(run)
             self._audit(actor, "playbook.step.skip", run, step_id, before={"status": before},
                         after={"reason": reason})
-        return self.advance(run_id)
+        return self._continue(run_id)
 
     def cancel(self, run_id: str, actor: str, reason: str = "") -> Run:
         with self._lock(run_id):
@@ -299,6 +302,20 @@ class PlaybookEngine:
         return resumed
 
     # ------------------------------------------------------------ execution
+    def _continue(self, run_id: str) -> Run:
+        if not self.background:
+            return self.advance(run_id)
+        worker = threading.Thread(target=self._advance_logged, args=(run_id,),
+                                  name=f"playbook-run-{run_id}", daemon=True)
+        worker.start()
+        return self.runs.get(run_id)
+
+    def _advance_logged(self, run_id: str) -> None:
+        try:
+            self.advance(run_id)
+        except Exception:  # a worker thread has no caller to raise to
+            log.exception("playbook run %s stopped with an error", run_id)
+
     def advance(self, run_id: str) -> Run:
         """Execute steps until the run finishes or waits for people."""
         with self._lock(run_id):

@@ -44,6 +44,22 @@ def text(response) -> str:
     return response.get_data(as_text=True)
 
 
+def settle(app, run_id: str, timeout: float = 20):
+    """Wait until the worker carrying the run on has stopped (the page refreshes until then)."""
+    import time
+
+    from playbooks.runs import RunRepository
+
+    repository = RunRepository(app.extensions["govsoc.store"])
+    deadline = time.monotonic() + timeout
+    while True:
+        run = repository.get(run_id)
+        if run.status != "running" and run.executor is None:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status}"
+        time.sleep(0.05)
+
+
 def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_receiver):
     from store.base import NewCase
 
@@ -61,6 +77,7 @@ def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_re
     assert response.status_code == 302
     run_url = response.headers["Location"]
     run_id = run_url.split("id=")[1]
+    settle(console_app, run_id)
     page = text(ana.get(run_url))
     assert 'data-testid="run-status">chờ người xử lý' in page
     assert 'data-testid="step-verify" data-status="waiting_task"' in page
@@ -72,6 +89,7 @@ def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_re
     done = ana.post("/playbooks/step", {"run_id": run_id, "step_id": "verify",
                                         "notes": "đã xác minh", "evidence": "shell.aspx\nlog"})
     assert done.status_code == 302
+    settle(console_app, run_id)
     page = text(ana.get(run_url))
     assert 'data-testid="step-block-attacker" data-status="waiting_approval"' in page
     assert 'data-testid="approve-block-attacker"' not in page  # an analyst may not approve
@@ -86,6 +104,7 @@ def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_re
     approved = minh.post("/playbooks/decide", {"run_id": run_id, "step_id": "block-attacker",
                                                "decision": "approve", "comment": "ok"})
     assert approved.status_code == 302
+    settle(console_app, run_id)
     assert [c["json"]["address"] for c in http_receiver.calls_to("/fw/block")] == \
         ["198.51.100.7/32"]
     page = text(minh.get(run_url))
@@ -108,6 +127,7 @@ def test_pages_escape_attacker_text_and_refuse_bad_requests(console_app, users):
     ana = Client(console_app, "ana")
     response = ana.post(f"/playbooks/case/{case.id}/start",
                         {"playbook_id": "brute-force-ssh-vpn", "dry_run": "1"})
+    settle(console_app, response.headers["Location"].split("id=")[1])
     page = text(ana.get(response.headers["Location"]))
     assert "<script>window.__xss=1</script>" not in page
     assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page

@@ -506,3 +506,40 @@ def test_a_run_another_live_process_executes_is_not_resumed(users, pb_config, tm
     # once that process is gone, the run is picked up
     [resumed] = engine.resume_interrupted()
     assert resumed.status == "completed" and resumed.executor is None
+
+
+def test_background_mode_returns_at_once_and_carries_the_run_on(users, pb_config, tmp_path,
+                                                               http_receiver):
+    http_receiver.delay["/chat"] = 1.5
+    engine = custom_engine(users, pb_config, tmp_path, """\
+        id: bg
+        version: 1
+        name: {vi: Nền, en: Background}
+        triggers: [{tags: [x]}]
+        phases:
+          - phase: containment
+            steps:
+              - id: ok
+                type: task
+                title: {vi: Đồng ý, en: Agree}
+              - id: tell
+                type: action
+                action: notify_webhook
+                title: {vi: Báo, en: Tell}
+                with: {webhook: soc_chat, message: hi}
+        """)
+    engine.background = True
+    alert = raise_alert(users)
+    run = engine.start("bg", actor="ana", alert_id=alert.id)
+    deadline = time.monotonic() + 10
+    while engine.runs.get(run.id).status != "waiting":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = time.monotonic()
+    run = engine.complete_task(run.id, "ok", "ana")
+    assert time.monotonic() - started < 1.0  # the slow webhook is not waited for here
+    assert run.status == "running"
+    while (run := engine.runs.get(run.id)).status == "running":
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+    assert run.status == "completed" and run.steps["tell"].status == "succeeded"
