@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from collectors.authlog import auth_event, claims, syslog_fields
+from collectors.authlog import auth_event, claims, stamp_text, syslog_fields
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
 from collectors.lines import RawLine
 from collectors.syslog_parse import SyslogMessage, SyslogParser
@@ -55,7 +55,7 @@ def syslog_event(msg: SyslogMessage, original: str) -> Event:
     if claims(msg):
         event = auth_event(msg, original)
     else:
-        event = {"@timestamp": format_timestamp(msg.timestamp),
+        event = {"@timestamp": stamp_text(msg.timestamp),
                  "event": {"kind": "event", "dataset": DATASET, "module": MODULE,
                            "original": original},
                  "message": msg.message}
@@ -103,13 +103,10 @@ class Listener:
     tls_key: str | None = None
 
 
-@dataclass
-class _Received:
-    data: bytes
-    sender: str
-    protocol: str
-    received: float
-    problem: str | None = None
+#: one received message: (bytes, sender "ip:port", protocol, receive time, problem or
+#: None). A plain tuple rather than a class: the garbage collector stops tracking
+#: tuples of plain values, which matters with 100,000 of them queued.
+_Received = tuple[bytes, str, str, float, "str | None"]
 
 
 class MessageQueue:
@@ -200,6 +197,9 @@ class SyslogReceiver:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._sequence = 0
+        self._second = -1
+        self._reference = datetime.now(UTC)
+        self._created = ""
         self._started = False
         #: (protocol, port) actually bound, in listener order (port 0 → the chosen one)
         self.bound: list[tuple[str, int]] = []
@@ -283,13 +283,13 @@ class SyslogReceiver:
                     return
                 continue
             now = time.time()
-            batch = [_Received(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now)]
+            batch: list[_Received] = [(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now, None)]
             # drain what the kernel already holds without blocking, one queue lock per burst
             sock.setblocking(False)
             try:
                 for _ in range(511):
                     data, addr = sock.recvfrom(65536)
-                    batch.append(_Received(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now))
+                    batch.append((data[:limit], f"{addr[0]}:{addr[1]}", "udp", now, None))
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
@@ -333,8 +333,8 @@ class SyslogReceiver:
                 except (ssl.SSLError, OSError) as exc:
                     with self._lock:
                         self.counters.tls_failures += 1
-                    self._enqueue(_Received(b"", sender, protocol, time.time(),
-                                            f"TLS handshake failed: {exc}"))
+                    self._enqueue((b"", sender, protocol, time.time(),
+                                   f"TLS handshake failed: {exc}"))
                     return
             stream.settimeout(0.5)
             framer = StreamFramer(self.max_message_bytes)
@@ -348,11 +348,10 @@ class SyslogReceiver:
                 if not chunk:
                     break
                 for frame, problem in framer.feed(chunk):
-                    if not self._enqueue(_Received(frame, sender, protocol, time.time(),
-                                                   problem)):
+                    if not self._enqueue((frame, sender, protocol, time.time(), problem)):
                         return
             for frame, problem in framer.close():
-                self._enqueue(_Received(frame, sender, protocol, time.time(), problem))
+                self._enqueue((frame, sender, protocol, time.time(), problem))
         finally:
             with contextlib.suppress(OSError):
                 stream.close()
@@ -362,7 +361,7 @@ class SyslogReceiver:
         if ok:
             with self._lock:
                 self.counters.received += 1
-                self.counters.by_protocol[item.protocol] += 1
+                self.counters.by_protocol[item[2]] += 1
         return ok
 
     # -- the source --------------------------------------------------------------
@@ -391,31 +390,40 @@ class SyslogReceiver:
 
     def _convert(self, item: _Received, batch: Batch) -> None:
         counters = self.counters
+        data, sender, protocol, received, problem = item
         self._sequence += 1
-        position = f"{item.protocol} message {self._sequence} from {item.sender}"
-        source = f"syslog/{item.protocol}/{item.sender}"
-        if item.problem is not None:
+        source = f"syslog/{protocol}/{sender}"
+        if problem is not None:
             counters.rejected += 1
-            if "framing" in item.problem or "octet count" in item.problem:
+            if "framing" in problem or "octet count" in problem:
                 counters.framing_errors += 1
-            if "longer than" in item.problem:
+            if "longer than" in problem:
                 counters.truncated += 1
-            batch.rejected.append(DeadLetter(source, position, item.problem, item.data))
+            batch.rejected.append(DeadLetter(source, self._position(item), problem, data))
             return
-        text, valid = decode_line(item.data.rstrip(b"\r\n\x00"))
+        text, valid = decode_line(data.rstrip(b"\r\n\x00"))
+        second = int(received)
+        if second != self._second:
+            # the year rule needs no finer reference than the second: parse results
+            # (and their formatted times) are cached per second of arrival
+            self._second = second
+            self._reference = datetime.fromtimestamp(second, UTC)
+            self._created = format_timestamp(self._reference)
         try:
-            reference = datetime.fromtimestamp(item.received, UTC)
-            msg = self.parser.parse(text, source, position, reference)
+            msg = self.parser.parse(text, source, "", self._reference)
         except RecordError as exc:
             counters.rejected += 1
-            batch.rejected.append(DeadLetter(source, position, exc.reason, item.data))
+            batch.rejected.append(DeadLetter(source, self._position(item), exc.reason, data))
             return
         event = syslog_event(msg, text)
         ev = event["event"]
-        ev["id"] = event_id(source, f"{item.received:.6f}/{self._sequence}")
-        ev["created"] = format_timestamp(reference)
-        log_ = event.setdefault("log", {})
-        log_["source"] = {"address": item.sender}
+        ev["id"] = event_id(source, f"{received:.6f}/{self._sequence}")
+        ev["created"] = self._created
+        log_ = event.get("log")
+        if log_ is None:
+            event["log"] = {"source": {"address": sender}}
+        else:
+            log_["source"] = {"address": sender}
         if not valid:
             counters.invalid_utf8 += 1
             event.setdefault("tags", []).append("invalid_utf8")
@@ -423,6 +431,9 @@ class SyslogReceiver:
         if ev["dataset"] != DATASET:
             counters.auth_events += 1
         batch.events.append(event)
+
+    def _position(self, item: _Received) -> str:
+        return f"{item[2]} message {self._sequence} from {item[1]}"
 
 
 class StreamFramer:

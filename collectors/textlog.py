@@ -9,13 +9,14 @@ and dead-letters the lines that cannot be read, naming the file and line.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
 from collectors.lines import RawLine
 from govsoc.errors import RecordError
-from govsoc.events import DeadLetter, Event, event_id
+from govsoc.events import DeadLetter, Event
 
 COUNTERS = ("lines", "events", "rejected", "skipped", "invalid_utf8", "truncated")
 
@@ -67,54 +68,76 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
     counts = counters if counters is not None else {}
     for key in COUNTERS:
         counts.setdefault(key, 0)
+    # event ids hash the source then the offset: hash the source once
+    id_base = hashlib.blake2b(digest_size=16)
+    id_base.update(source.encode("utf-8", "surrogatepass"))
+    id_base.update(b"\x00")
     batch = Batch()
+    events, rejected = batch.events, batch.rejected
     last: RawLine | None = None
+    n_lines = n_events = 0
     for line in lines:
         last = line
-        counts["lines"] += 1
+        n_lines += 1
         event: Event | list[Event] | None = None
+        data = line.data
         if line.truncated:
             counts["truncated"] += 1
             counts["rejected"] += 1
-            batch.rejected.append(DeadLetter(
+            rejected.append(DeadLetter(
                 path, f"line {line.number}", f"line longer than the limit of "
-                f"{len(line.data)} bytes (its first {len(line.data)} bytes are kept here)",
-                line.data))
+                f"{len(data)} bytes (its first {len(data)} bytes are kept here)", data))
         else:
-            text, valid = decode_line(line.data)
+            try:
+                text, valid = data.decode("utf-8"), True
+            except UnicodeDecodeError:
+                text, valid = data.decode("utf-8", "backslashreplace"), False
             try:
                 event = parse(text, line)
             except RecordError as exc:
                 counts["rejected"] += 1
-                batch.rejected.append(DeadLetter(path, f"line {line.number}", exc.reason,
-                                                 line.data))
+                rejected.append(DeadLetter(path, f"line {line.number}", exc.reason, data))
             except (ValueError, KeyError, IndexError, OverflowError) as exc:
                 counts["rejected"] += 1
-                batch.rejected.append(DeadLetter(path, f"line {line.number}",
-                                                 f"{type(exc).__name__}: {exc}", line.data))
-            else:
-                if event is None:
+                rejected.append(DeadLetter(path, f"line {line.number}",
+                                           f"{type(exc).__name__}: {exc}", data))
+            if event is None:
+                if not rejected or rejected[-1].original is not data:
                     counts["skipped"] += 1
-            if isinstance(event, list):
-                for joined in event:
-                    _place(joined, path, None)
-                counts["events"] += len(event)
-                batch.events.extend(event)
-                if not valid:
-                    counts["invalid_utf8"] += 1
-            elif event is not None:
-                event["event"]["id"] = event_id(source, line.offset)
-                _place(event, path, line.offset)
+            elif type(event) is dict:
+                digest = id_base.copy()
+                digest.update(str(line.offset).encode())
+                event["event"]["id"] = digest.hexdigest()
+                log = event.get("log")
+                if log is None:
+                    event["log"] = {"file": {"path": path}, "offset": line.offset}
+                else:
+                    log["file"] = {"path": path}
+                    log["offset"] = line.offset
                 if not valid:
                     counts["invalid_utf8"] += 1
                     event.setdefault("tags", []).append("invalid_utf8")
-                counts["events"] += 1
-                batch.events.append(event)
-        if len(batch) >= batch_size:
+                n_events += 1
+                events.append(event)
+            else:
+                assert isinstance(event, list)
+                for joined in event:
+                    _place(joined, path, None)
+                n_events += len(event)
+                events.extend(event)
+                if not valid:
+                    counts["invalid_utf8"] += 1
+        if len(events) + len(rejected) >= batch_size:
             if checkpoint is not None:
                 batch.checkpoint = checkpoint(line)
+            counts["lines"] += n_lines
+            counts["events"] += n_events
+            n_lines = n_events = 0
             yield batch
             batch = Batch()
+            events, rejected = batch.events, batch.rejected
+    counts["lines"] += n_lines
+    counts["events"] += n_events
     if final:
         rest = _finish(parse)
         for joined in rest:

@@ -28,7 +28,8 @@ from collectors.syslog_parse import zone
 from govsoc.errors import ParseError
 from govsoc.events import Event, format_timestamp
 
-_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# the unrolled form of "(?:[^"\\]|\\.)*": one regex step per run of plain characters
+_QUOTED = r'"([^"\\]*(?:\\.[^"\\]*)*)"'
 _ACCESS = re.compile(
     r'(\S+) (\S+) (\S+) \[([^\]]{1,64})\] ' + _QUOTED + r' (\d{3}|-) (\d+|-)'
     r'(?: ' + _QUOTED + r' ' + _QUOTED + r')?')
@@ -50,11 +51,15 @@ def _unescape(text: str) -> str:
     return _ESCAPE.sub(r"\1", text) if "\\" in text else text
 
 
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}$")
+_IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}$")
+
+
 def _is_ip(text: str) -> bool:
     if ":" in text:
-        return text.count(":") >= 2 and all(c in "0123456789abcdefABCDEF:." for c in text)
-    parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+        return text.count(":") >= 2 and _IPV6.match(text) is not None
+    return _IPV4.match(text) is not None
 
 
 def _url_fields(target: str, url: dict[str, Any]) -> None:
@@ -137,14 +142,22 @@ class AccessLogParser:
             source["domain"] = client
         event["source"] = source
         http: dict[str, Any] = {}
-        request = _unescape(request)
-        rm = _REQUEST.match(request)
+        if "\\" in request:
+            request = _unescape(request)
         url: dict[str, Any] = {}
-        if rm:
-            http["request"] = {"method": rm.group(1).upper()}
-            _url_fields(rm.group(2), url)
-            if rm.group(3):
-                http["version"] = rm.group(3)
+        parts = request.split(" ")
+        # the common shape "METHOD target HTTP/x.y" without a regex; the rest by regex
+        if len(parts) == 3 and parts[2].startswith("HTTP/") and parts[0].isalpha():
+            method, target, version = parts[0], parts[1], parts[2][5:]
+        else:
+            rm = _REQUEST.match(request)
+            method, target, version = (rm.group(1), rm.group(2), rm.group(3)) if rm else (
+                None, None, None)
+        if method is not None and target is not None:
+            http["request"] = {"method": method.upper()}
+            _url_fields(target, url)
+            if version:
+                http["version"] = version
         elif request and request != "-":
             # not an HTTP request line (a TLS hello sent to a plain port, a scanner)
             url["original"] = request
@@ -154,7 +167,7 @@ class AccessLogParser:
         if status != "-":
             code = int(status)
             http["response"] = {"status_code": code}
-            event["event"]["outcome"] = _outcome(code)
+            event["event"]["outcome"] = "failure" if code >= 400 else "success"
         if size != "-":
             http.setdefault("response", {})["bytes"] = int(size)
         if referrer and referrer != "-":
