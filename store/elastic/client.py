@@ -31,6 +31,8 @@ log = logging.getLogger("govsoc.store.elastic")
 
 #: Statuses worth retrying: too many requests, and the server-side 5xx family.
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: Connections kept per node (the console's threads and parallel index creation).
+POOL_SIZE = 16
 
 
 class ClusterError(StoreError):
@@ -97,7 +99,8 @@ class SearchClient:
         import elasticsearch
 
         kwargs: dict[str, Any] = {"request_timeout": s.timeout, "max_retries": 0,
-                                  "retry_on_timeout": False, "verify_certs": s.verify_certs}
+                                  "retry_on_timeout": False, "verify_certs": s.verify_certs,
+                                  "connections_per_node": POOL_SIZE}
         if s.ca_certs:
             kwargs["ca_certs"] = s.ca_certs
         if s.api_key:
@@ -125,7 +128,8 @@ class SearchClient:
         import opensearchpy
 
         kwargs: dict[str, Any] = {"timeout": s.timeout, "max_retries": 0,
-                                  "retry_on_timeout": False, "verify_certs": s.verify_certs}
+                                  "retry_on_timeout": False, "verify_certs": s.verify_certs,
+                                  "pool_maxsize": POOL_SIZE}
         if any(u.startswith("https:") for u in s.urls):
             kwargs["use_ssl"] = True
         if s.ca_certs:

@@ -977,6 +977,25 @@ class ElasticStore(Store):
             return self._alert_from({"_source": doc, "_seq_no": written["_seq_no"],
                                      "_primary_term": written["_primary_term"]}), False
         alert_id = uuid.uuid4().hex
+        doc = self.new_alert_doc(alert_id, draft, ts, now)
+        written = self._write(alerts, alert_id, doc, create=True)
+        if written is None:
+            raise _Retry()
+        pointer = {"group_key": draft.group_key, "alert_id": alert_id}
+        moved = self._write(groups, gid, pointer, create=group is None, cas=None if group is None
+                            else {"if_seq_no": group["_seq_no"],
+                                  "if_primary_term": group["_primary_term"]})
+        if moved is None:
+            # another writer raised or moved the group meanwhile: fold into theirs
+            with contextlib.suppress(ClusterError):
+                self.client.request("DELETE", f"/{alerts}/_doc/{alert_id}")
+            raise _Retry()
+        return self._alert_from({"_source": doc, "_seq_no": written["_seq_no"],
+                                 "_primary_term": written["_primary_term"]}), True
+
+    def new_alert_doc(self, alert_id: str, draft: NewAlert, ts: int, now: int
+                      ) -> dict[str, Any]:
+        """The stored form of a new alert (also used to bulk-load benchmark data)."""
         f = draft.fields
         doc = {
             "id": alert_id, "rule_id": draft.rule_id, "rule_name": draft.rule_name,
@@ -995,20 +1014,7 @@ class ElasticStore(Store):
             "description": draft.description,
         }
         doc["search_text"] = self._alert_search_text(doc)
-        written = self._write(alerts, alert_id, doc, create=True)
-        if written is None:
-            raise _Retry()
-        pointer = {"group_key": draft.group_key, "alert_id": alert_id}
-        moved = self._write(groups, gid, pointer, create=group is None, cas=None if group is None
-                            else {"if_seq_no": group["_seq_no"],
-                                  "if_primary_term": group["_primary_term"]})
-        if moved is None:
-            # another writer raised or moved the group meanwhile: fold into theirs
-            with contextlib.suppress(ClusterError):
-                self.client.request("DELETE", f"/{alerts}/_doc/{alert_id}")
-            raise _Retry()
-        return self._alert_from({"_source": doc, "_seq_no": written["_seq_no"],
-                                 "_primary_term": written["_primary_term"]}), True
+        return doc
 
     def update_alert(self, alert_id: str, expected_version: str, change: AlertChange) -> Alert:
         self._ready_or_raise()
