@@ -131,8 +131,12 @@ class RunRepository:
 
     def create(self, run: Run) -> None:
         self.save(run)
-        index = list(self.store.get_setting(INDEX_KEY) or [])
-        if run.id not in index:
+        # settings have no compare-and-set: read back and merge again, so two processes
+        # adding runs at the same moment do not drop each other's id
+        for _ in range(5):
+            index = list(self.store.get_setting(INDEX_KEY) or [])
+            if run.id in index:
+                return
             index.append(run.id)
             self.store.set_setting(INDEX_KEY, index)
 
