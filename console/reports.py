@@ -85,7 +85,19 @@ def t(key: str) -> str:
 
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"rp_t": t}
+    return {"rp_t": t, "sla_clock": sla_clock}
+
+
+def sla_clock(record: Any) -> Any:
+    """The SLA clock of an alert or a case, for any template (queue, dashboard):
+    ``{% set clock = sla_clock(alert) %}{% if clock.breached %}…``."""
+    from playbooks.sla import alert_clock, case_clock, sla_targets
+
+    targets = sla_targets(get_config())
+    now = datetime.now(UTC)
+    if hasattr(record, "rule_id"):
+        return alert_clock(record, targets, now)
+    return case_clock(record, targets, now)
 
 
 def _kind() -> str:
