@@ -216,3 +216,15 @@ def test_sla_page_lists_open_alerts_and_cases_with_their_clocks(console_app, use
     # the clock runs: 15 minutes to acknowledge a critical alert
     assert re.search(r"<td>0h1[45]</td>", row.group(1))
     assert f'data-testid="sla-case-{case.id}"' in page
+
+
+def test_sla_clock_helper_is_available_to_every_template(console_app, users):
+    from flask import render_template_string
+
+    alert = raise_alert(users, severity="critical")
+    with console_app.test_request_context("/"):
+        out = render_template_string(
+            "{% set c = sla_clock(alert) %}{{ c.breached }} {{ c.acknowledge_due.isoformat() }}",
+            alert=alert)
+    assert out.split() == ["False", (alert.created_at + __import__("datetime").timedelta(
+        minutes=15)).isoformat()]
