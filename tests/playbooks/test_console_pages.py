@@ -219,6 +219,8 @@ def test_sla_page_lists_open_alerts_and_cases_with_their_clocks(console_app, use
 
 
 def test_sla_clock_helper_is_available_to_every_template(console_app, users):
+    from datetime import timedelta
+
     from flask import render_template_string
 
     alert = raise_alert(users, severity="critical")
@@ -226,5 +228,4 @@ def test_sla_clock_helper_is_available_to_every_template(console_app, users):
         out = render_template_string(
             "{% set c = sla_clock(alert) %}{{ c.breached }} {{ c.acknowledge_due.isoformat() }}",
             alert=alert)
-    assert out.split() == ["False", (alert.created_at + __import__("datetime").timedelta(
-        minutes=15)).isoformat()]
+    assert out.split() == ["False", (alert.created_at + timedelta(minutes=15)).isoformat()]
