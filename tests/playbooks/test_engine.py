@@ -28,6 +28,31 @@ def webshell_alert(store):
                        dataset="iis.access", fields=WEBSHELL_FIELDS)
 
 
+SHIPPED_CASES = [
+    ("webshell-portal", dict(tags=["attack.t1505.003"], fields=WEBSHELL_FIELDS)),
+    ("brute-force-ssh-vpn", dict(tags=["attack.credential_access", "attack.t1110.001"],
+                                 fields={"source.ip": "198.51.100.9", "host.name": "vpn-gw",
+                                         "user.name": "admin"})),
+    ("malware-c2-beaconing", dict(tags=["attack.command_and_control", "attack.t1071.001"],
+                                  fields={"source.ip": "10.20.0.5",
+                                          "destination.ip": "192.0.2.66",
+                                          "host.name": "pc-ketoan-02"})),
+    ("phishing-attachment", dict(tags=["attack.initial_access", "attack.t1566.001"],
+                                 fields={"email.from.address": "x@evil.example",
+                                         "file.hash.md5": "44d88612fea8a8f36de82e1278abb02f"})),
+    ("web-defacement", dict(tags=["attack.impact", "attack.t1491.002"],
+                            fields={"host.name": "portal-web-01", "source.ip": "192.0.2.10"})),
+    ("ddos-public-services", dict(tags=["attack.impact", "attack.t1498"],
+                                  fields={"source.ip": "192.0.2.200",
+                                          "destination.ip": "10.10.1.15"})),
+    ("compromised-account", dict(tags=["attack.persistence", "attack.t1136.002"],
+                                 fields={"user.name": "backup_adm", "host.name": "dc01"})),
+    ("dns-exfiltration", dict(tags=["attack.exfiltration", "attack.t1048.003"],
+                              fields={"dns.question.name": "aGVsbG8.x.evil-c2.example",
+                                      "host.name": "pc-vanthu-01", "source.ip": "10.20.0.9"})),
+]
+
+
 def steps_of(run):
     return {k: v.status for k, v in run.steps.items()}
 
@@ -129,29 +154,7 @@ def test_webshell_run_waits_for_people_and_approvals_then_completes(
     assert entry["status"] == "completed" and entry["finished_at"]
 
 
-@pytest.mark.parametrize("playbook_id,alert_kwargs", [
-    ("webshell-portal", dict(tags=["attack.t1505.003"], fields=WEBSHELL_FIELDS)),
-    ("brute-force-ssh-vpn", dict(tags=["attack.credential_access", "attack.t1110.001"],
-                                 fields={"source.ip": "198.51.100.9", "host.name": "vpn-gw",
-                                         "user.name": "admin"})),
-    ("malware-c2-beaconing", dict(tags=["attack.command_and_control", "attack.t1071.001"],
-                                  fields={"source.ip": "10.20.0.5",
-                                          "destination.ip": "192.0.2.66",
-                                          "host.name": "pc-ketoan-02"})),
-    ("phishing-attachment", dict(tags=["attack.initial_access", "attack.t1566.001"],
-                                 fields={"email.from.address": "x@evil.example",
-                                         "file.hash.md5": "44d88612fea8a8f36de82e1278abb02f"})),
-    ("web-defacement", dict(tags=["attack.impact", "attack.t1491.002"],
-                            fields={"host.name": "portal-web-01", "source.ip": "192.0.2.10"})),
-    ("ddos-public-services", dict(tags=["attack.impact", "attack.t1498"],
-                                  fields={"source.ip": "192.0.2.200",
-                                          "destination.ip": "10.10.1.15"})),
-    ("compromised-account", dict(tags=["attack.persistence", "attack.t1136.002"],
-                                 fields={"user.name": "backup_adm", "host.name": "dc01"})),
-    ("dns-exfiltration", dict(tags=["attack.exfiltration", "attack.t1048.003"],
-                              fields={"dns.question.name": "aGVsbG8.x.evil-c2.example",
-                                      "host.name": "pc-vanthu-01", "source.ip": "10.20.0.9"})),
-])
+@pytest.mark.parametrize("playbook_id,alert_kwargs", SHIPPED_CASES)
 def test_each_shipped_playbook_fits_its_alert_and_its_dry_run_completes(
         engine, users, http_receiver, smtp_sink, playbook_id, alert_kwargs):
     store = users
@@ -167,6 +170,29 @@ def test_each_shipped_playbook_fits_its_alert_and_its_dry_run_completes(
     # nothing happened outside: no case, no mail, no webhook, no firewall files
     assert store.get_alert(alert.id).case_id is None
     assert smtp_sink.messages == [] and http_receiver.calls == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("playbook_id,alert_kwargs", SHIPPED_CASES)
+def test_each_shipped_playbook_runs_to_the_end_for_real(
+        engine, users, http_receiver, smtp_sink, playbook_id, alert_kwargs):
+    """People do every task and an admin approves every action: each playbook completes
+    with no failed step, against the real peers."""
+    alert = raise_alert(users, rule_id=f"r-{playbook_id}", rule_name="rule", **alert_kwargs)
+    run = engine.start(playbook_id, actor="ana", alert_id=alert.id)
+    for _ in range(40):
+        if run.status != "waiting":
+            break
+        record = next(r for r in run.steps.values()
+                      if r.status in ("waiting_task", "waiting_approval"))
+        if record.status == "waiting_task":
+            run = engine.complete_task(run.id, record.id, "quan", notes="ok", evidence=["e"])
+        else:
+            run = engine.decide(run.id, record.id, "quan", approve=True)
+    failed = {k: v.error for k, v in run.steps.items() if v.status == "failed"}
+    assert failed == {}
+    assert run.status == "completed"
+    assert users.get_case(run.case_id).extra["playbook_runs"][0]["status"] == "completed"
 
 
 def test_a_failing_webhook_is_retried_recorded_and_pauses_the_run(
