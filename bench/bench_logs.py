@@ -206,6 +206,7 @@ def run_govsoc_receiver(rate: int, seconds: float) -> dict[str, float]:
     kernel_after = _udp_errors()
     c = receiver.counters
     return {"sent": sent.value, "received": c.received, "queue_dropped": c.udp_dropped,
+            "counted_kernel_dropped": c.udp_kernel_dropped,
             "lost_before_socket": sent.value - c.received, "events": events,
             "rejected": c.rejected, "elapsed": elapsed,
             "kernel_rcvbuf_errors": (kernel_after - kernel_before)
@@ -251,7 +252,9 @@ def bench_syslog(args: argparse.Namespace) -> None:
     for r in results:
         print(f"  govsoc receiver: sent {r['sent']:,}  received {r['received']:,}  "
               f"queue-dropped {r['queue_dropped']:,}  lost before the socket "
-              f"{r['lost_before_socket']:,} (kernel RcvbufErrors {r['kernel_rcvbuf_errors']:,})"
+              f"{r['lost_before_socket']:,} (receiver's socket-drop counter "
+              f"{r['counted_kernel_dropped']:,}, kernel RcvbufErrors "
+              f"{r['kernel_rcvbuf_errors']:,})"
               f"  events {r['events']:,}  rejected {r['rejected']:,}  "
               f"→ {r['events'] / r['elapsed']:,.0f} events/s sustained")
     rates = [r["events"] / r["elapsed"] for r in results]

@@ -5,8 +5,12 @@ put raw messages on one bounded queue and :meth:`SyslogReceiver.batches` turns
 them into batches in the caller's thread.
 
 * **UDP** cannot push back on a sender, so when the queue is full a datagram is
-  dropped and counted (``udp_dropped``): the count is visible in
+  dropped and counted (``udp_dropped``); datagrams the kernel dropped because the
+  socket buffer overflowed before they were read are counted too
+  (``udp_kernel_dropped``, from ``/proc/net/udp``). Both are visible in
   :attr:`SyslogReceiver.counters` and in ``govsoc listen syslog``'s status line.
+  A busy server also wants ``net.core.rmem_max`` raised (the receiver asks for an
+  8 MB socket buffer; the kernel caps it at twice ``rmem_max``).
 * **TCP** (and TLS) pushes back instead: a connection's reader waits for room in
   the queue, stops reading its socket, and the sender's TCP window closes.
   Nothing received over TCP is dropped.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -157,6 +162,8 @@ class ReceiverCounters:
 
     received: int = 0
     udp_dropped: int = 0
+    #: datagrams the kernel dropped because the socket buffer was full (Linux)
+    udp_kernel_dropped: int = 0
     events: int = 0
     auth_events: int = 0
     rejected: int = 0
@@ -196,6 +203,7 @@ class SyslogReceiver:
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._kernel_drops: dict[int, int] = {}
         self._sequence = 0
         self._second = -1
         self._reference = datetime.now(UTC)
@@ -273,10 +281,16 @@ class SyslogReceiver:
     def _udp_loop(self, sock: socket.socket) -> None:
         limit = self.max_message_bytes
         counters = self.counters
+        baseline: dict[int, int] = {}
+        next_drop_check = 0.0
+        self._update_kernel_drops(sock, baseline)
         while not self._stopping.is_set():
             try:
                 data, addr = sock.recvfrom(65536)
             except TimeoutError:
+                if time.time() >= next_drop_check:
+                    next_drop_check = time.time() + 1.0
+                    self._update_kernel_drops(sock, baseline)
                 continue
             except OSError:
                 if self._stopping.is_set():
@@ -303,6 +317,22 @@ class SyslogReceiver:
                 counters.received += len(batch)
                 counters.by_protocol["udp"] += len(batch)
                 counters.udp_dropped += dropped
+            if now >= next_drop_check:
+                next_drop_check = now + 1.0
+                self._update_kernel_drops(sock, baseline)
+
+    def _update_kernel_drops(self, sock: socket.socket, baseline: dict[int, int]) -> None:
+        try:
+            inode = os.fstat(sock.fileno()).st_ino
+        except OSError:
+            return
+        drops = socket_drops(inode)
+        if drops is None:
+            return
+        start = baseline.setdefault(inode, drops)
+        with self._lock:
+            self._kernel_drops[inode] = drops - start
+            self.counters.udp_kernel_dropped = sum(self._kernel_drops.values())
 
     def _tcp_accept_loop(self, sock: socket.socket, protocol: str,
                          context: ssl.SSLContext | None) -> None:
@@ -526,6 +556,25 @@ class StreamFramer:
                 yield data[:self.max_bytes], None if len(data) <= self.max_bytes else (
                     f"message longer than the limit of {self.max_bytes} bytes")
 
+
+
+def socket_drops(inode: int) -> int | None:
+    """Datagrams the kernel dropped for the UDP socket with this inode.
+
+    Linux keeps the count per socket in ``/proc/net/udp`` and ``udp6`` (the last
+    column); None where that is not available.
+    """
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, encoding="ascii") as fh:
+                next(fh, None)
+                for row in fh:
+                    fields = row.split()
+                    if len(fields) >= 13 and fields[9] == str(inode):
+                        return int(fields[12])
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 # -- configuration: inputs.syslog ------------------------------------------------

@@ -212,7 +212,8 @@ def listen_syslog(app: Any, host: str, udp_port: int | None, tcp_port: int | Non
 
     def status() -> str:
         c = receiver.counters
-        return (f"received {c.received:,}  udp dropped {c.udp_dropped:,}  events {c.events:,}"
+        return (f"received {c.received:,}  udp dropped {c.udp_dropped:,} (queue full) "
+                f"{c.udp_kernel_dropped:,} (socket buffer full)  events {c.events:,}"
                 f"  auth {c.auth_events:,}  rejected {c.rejected:,}  invalid utf-8 "
                 f"{c.invalid_utf8:,}  tcp connections {c.tcp_connections:,}  queued "
                 f"{len(receiver.queue):,}")

@@ -209,3 +209,22 @@ def test_port_in_use_is_a_clear_error():
             r.start()
     finally:
         busy.close()
+
+
+def test_kernel_socket_drops_are_counted_too():
+    r = SyslogReceiver([Listener("udp", "127.0.0.1", 0)], udp_buffer_bytes=4096, queue_size=5)
+    r.start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent = 20000
+        for _ in range(sent):
+            sock.sendto(b"<13>Jan  1 00:00:00 h app: " + b"x" * 200, ("127.0.0.1", r.bound[0][1]))
+        deadline = time.monotonic() + 10
+        c = r.counters
+        while c.received + c.udp_kernel_dropped < sent * 0.9 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert c.udp_kernel_dropped > 0
+        assert c.received + c.udp_kernel_dropped <= sent
+        assert c.received + c.udp_kernel_dropped >= sent * 0.9
+    finally:
+        r.stop()
