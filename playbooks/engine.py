@@ -417,6 +417,7 @@ class PlaybookEngine:
             self._audit(run.actor, "playbook.approval.request", run, step.id,
                         after={"action": step.action, "inputs": params,
                                "roles": record.approval["roles"]})
+            self._tell_approvers(run, step, params)
             return "wait"
         record.status = R.STEP_RUNNING
         record.started_at = record.started_at or now_text()
@@ -512,6 +513,39 @@ class PlaybookEngine:
         self._audit(run.actor, "playbook.step.fail", run, step.id,
                     after={"error": message, "on_error": on_error})
         return outcome
+
+    def _tell_approvers(self, run: Run, step: Step, params: dict[str, Any]) -> None:
+        """E-mail the people who may approve (``playbooks.notify_approvers``); a mail
+        problem is audited and logged, it does not hold the run up further."""
+        if not self.config.get("playbooks.notify_approvers", False):
+            return
+        roles = set(self._approver_roles(step))
+        recipients = [u.email for u in self.store.list_users()
+                      if not u.disabled and u.email and
+                      str(getattr(u.role, "value", u.role)) in roles]
+        if not recipients:
+            return
+        action = self.actions["notify_email"]
+        message = {
+            "to": recipients,
+            "subject": f"[govsoc] Chờ phê duyệt / Approval needed: {step.title.vi} — {run.id}",
+            "body": (f"Playbook: {run.playbook_id}\nHồ sơ / Case: {run.case_id or '-'}\n"
+                     f"Hành động / Action: {step.action}\n"
+                     f"Đầu vào / Inputs: {params}\n"
+                     f"Người yêu cầu / Requested by: {run.actor}\n"
+                     f"govsoc playbooks approve {run.id} {step.id} --as <user>\n"),
+        }
+        ctx = self._context(run, step, {})
+        ctx.idempotency_key = ctx.idempotency_key + "-approval"
+        try:
+            self._call(action, message, ctx, step.timeout, dry_run=False)
+        except ActionError as exc:
+            log.warning("could not tell the approvers of run %s: %s", run.id, exc)
+            self._audit(run.actor, "playbook.approval.notify_failed", run, step.id,
+                        after={"error": str(exc)})
+            return
+        self._audit(run.actor, "playbook.approval.notified", run, step.id,
+                    after={"to": recipients})
 
     # ------------------------------------------------------------ helpers
     def _lock(self, run_id: str) -> threading.Lock:

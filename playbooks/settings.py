@@ -117,6 +117,7 @@ def _register() -> None:
         "type": "object", "additionalProperties": False,
         "properties": {"paths": _STRINGS}}, {"paths": []})
     register_section("playbooks.approver_roles", _STRINGS, ["manager", "admin"])
+    register_section("playbooks.notify_approvers", {"type": "boolean"}, False)
     register_section("playbooks.yara_rules", _STRINGS, ["builtin"])
     register_section("playbooks.sla", SLA_SCHEMA, SLA_DEFAULTS)
     register_section("reports", {

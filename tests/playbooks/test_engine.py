@@ -569,3 +569,20 @@ def test_background_mode_returns_at_once_and_carries_the_run_on(users, pb_config
         assert time.monotonic() < deadline + 10
         time.sleep(0.05)
     assert run.status == "completed" and run.steps["tell"].status == "succeeded"
+
+
+def test_approvers_are_told_by_mail_when_configured(users, pb_config, library, smtp_sink):
+    user = users.get_user("minh")
+    user.email = "minh@tinh.gov.vn"
+    users.update_user(user)
+    pb_config.values["playbooks"]["notify_approvers"] = True
+    engine = PlaybookEngine(users, pb_config, library, sleep=lambda s: None)
+    alert = webshell_alert(users)
+    run = engine.start("webshell-portal", actor="ana", alert_id=alert.id)
+    engine.complete_task(run.id, "verify", "ana", evidence=["x"])
+    [mail] = smtp_sink.messages
+    assert mail["to"] == ["minh@tinh.gov.vn"]
+    message = email.message_from_bytes(mail["data"], policy=email.policy.default)
+    assert "Approval needed" in message["Subject"] and run.id in message["Subject"]
+    assert "198.51.100.7" in message.get_content()
+    assert "playbook.approval.notified" in audit_actions(users, run.id)
