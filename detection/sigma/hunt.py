@@ -223,4 +223,8 @@ def hunt_cluster(detector: SigmaDetector, store: Any, *, since: datetime | None 
             query["query"]["bool"]["filter"].append({"range": {"@timestamp": span}})
         rule = detector.rules[n]
         for event in store.search_dsl(query):
-            yield Detection(rule.rule_id, rule.title, rule.level, list(rule.tags), event)
+            # the cluster's analysis of a field may be looser than Sigma's (a text
+            # field matches words); the matcher has the last word, so a hunt never
+            # reports what the stream would not
+            if n in detector.match_numbers(event):
+                yield Detection(rule.rule_id, rule.title, rule.level, list(rule.tags), event)

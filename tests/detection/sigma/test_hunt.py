@@ -1,0 +1,71 @@
+"""Hunting agrees with streaming: over files, over the SQLite store and over a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.evtx import read_evtx
+from detection.sigma.engine import SigmaDetector
+from detection.sigma.hunt import hunt_files, hunt_store
+from detection.sigma.ruleset import load_ruleset
+from tests.conftest import corpus_path
+
+pytestmark = pytest.mark.corpus
+
+
+@pytest.fixture(scope="module")
+def case():
+    """A third of SigmaHQ's process-creation rules and the regression events they match."""
+    root = corpus_path("sigma")
+    rules = sorted((root / "rules" / "windows" / "process_creation").glob("*.yml"))[::3]
+    regression = root / "regression_data" / "rules" / "windows" / "process_creation"
+    files = sorted(regression.rglob("*.evtx"))
+    detector = SigmaDetector(load_ruleset(rules))
+    events = [e for f in files for b in read_evtx(f) for e in b.events]
+    # the cluster runs one query per rule: the rules that fire and a few that do not
+    fired = {detector.rules[n].path for _, hits in detector.iter_matches(events) for n in hits}
+    quiet = [r for r in rules if str(r) not in fired][:5]
+    detector.cluster_rules = sorted(fired) + [str(r) for r in quiet]
+    # a record found in two files has one id: compare (event, rule) sets
+    streamed = sorted({(e["event"]["id"], detector.rules[n].rule_id)
+                       for e, hits in detector.iter_matches(events) for n in hits})
+    assert len(streamed) > 20
+    return detector, files, events, streamed
+
+
+def pairs(detections):
+    return sorted({(d.event["event"]["id"], d.rule_id) for d in detections})
+
+
+def test_hunt_over_files_equals_streaming(case):
+    detector, files, _, streamed = case
+    found = list(hunt_files(detector, files))
+    assert pairs(found) == streamed
+    assert all(d.as_row()["log"]["file"]["path"].endswith(".evtx") for d in found)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("opensearch",
+                                                           marks=pytest.mark.cluster)])
+def test_hunt_over_the_store_equals_streaming(case, engine, tmp_path):
+    detector, _, events, streamed = case
+    if engine == "sqlite":
+        from store.sqlite import SQLiteStore
+
+        store = SQLiteStore(tmp_path / "govsoc.db")
+    else:
+        from tests.store.conftest import _elastic_store
+
+        store = _elastic_store(engine)
+        detector = SigmaDetector(load_ruleset(detector.cluster_rules))
+        streamed = sorted({(e["event"]["id"], detector.rules[n].rule_id)
+                           for e, hits in detector.iter_matches(events) for n in hits})
+    try:
+        store.insert_events(events)
+        if hasattr(store, "refresh"):
+            store.refresh()
+        assert pairs(hunt_store(detector, store)) == streamed
+    finally:
+        drop = getattr(store, "drop_all", None)
+        if drop is not None:
+            drop()
+        store.close()
