@@ -103,8 +103,10 @@ _keywords_cache: dict[str, list[str]] = {}
 
 
 def keyword_names(mask: str) -> list[str]:
-    """The names of the standard keywords in a ``0x...`` mask; the mask itself when
-    no standard keyword is set (the provider's own keywords need its manifest)."""
+    """The names of the standard keywords in a ``0x...`` mask (as Winlogbeat names
+    them), followed by the mask itself: Sigma rules test the mask
+    (``Keywords: '0x8010000000000000'``), Elastic's queries the names. The
+    provider's own keyword bits would need its manifest; the mask keeps them."""
     names = _keywords_cache.get(mask)
     if names is not None:
         return names
@@ -112,7 +114,7 @@ def keyword_names(mask: str) -> list[str]:
         value = int(mask, 16) if mask.lower().startswith("0x") else int(mask)
     except ValueError:
         return [mask]
-    names = [name for bit, name in _KEYWORD_BITS if value & bit] or [mask]
+    names = [name for bit, name in _KEYWORD_BITS if value & bit] + [mask]
     if len(_keywords_cache) < 1024:
         _keywords_cache[mask] = names
     return names

@@ -69,7 +69,7 @@ def test_security_logon_maps_winlog_user_source_and_outcome():
     assert event["winlog"]["computer_name"] == "DC01.example.gov"
     assert event["host"]["name"] == "DC01.example.gov"
     assert event["winlog"]["process"] == {"pid": 636, "thread": {"id": 700}}
-    assert event["winlog"]["keywords"] == ["Audit Success"]
+    assert event["winlog"]["keywords"] == ["Audit Success", "0x8020000000000000"]
     # event data kept as Windows names it, values as strings
     data = event["winlog"]["event_data"]
     assert data["LogonType"] == "10"
