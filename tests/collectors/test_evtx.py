@@ -389,9 +389,10 @@ def test_directories_are_walked_for_evtx_files(tmp_path):
     (tmp_path / "a" / "b").mkdir(parents=True)
     for name in ("a/one.evtx", "a/b/two.EVTX", "a/b/notes.txt"):
         (tmp_path / name).write_bytes(b"")
-    found = [p.name for p in iter_evtx_paths([tmp_path])]
-    assert found == ["two.EVTX", "one.evtx"] or sorted(found) == ["one.evtx", "two.EVTX"]
-    assert "notes.txt" not in found
+    found = [p.relative_to(tmp_path).as_posix() for p in iter_evtx_paths([tmp_path])]
+    assert found == ["a/b/two.EVTX", "a/one.evtx"]  # sorted by path, other files skipped
+    named = tmp_path / "a" / "b" / "notes.txt"
+    assert list(iter_evtx_paths([named])) == [named]  # a named file is taken as it is
 
 
 def test_record_identity_is_the_shared_event_id_at_millisecond_precision():
