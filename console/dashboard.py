@@ -9,10 +9,13 @@ block (not script) that ``static/js/dashboard.js`` draws with the vendored Chart
 from __future__ import annotations
 
 import statistics
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from flask_babel import gettext as _
 
 from console.alerts import severity_label, status_label
@@ -33,6 +36,8 @@ RANGES: dict[str, tuple[timedelta, timedelta]] = {
 TOP = 10
 #: resolved alerts sampled for the time-to-acknowledge/resolve figures
 RESPONSE_SAMPLE = 500
+#: how long the store figures of a range are reused (``DASHBOARD_CACHE_SECONDS``)
+CACHE_SECONDS = 30.0
 
 
 def _top(counts: dict[str, int], size: int = TOP) -> list[tuple[str, int]]:
@@ -68,39 +73,82 @@ def response_times(flt: AlertFilter) -> dict[str, Any]:
     return {"acknowledge": _minutes(ack), "resolve": _minutes(resolve)}
 
 
-def dashboard_data(range_name: str) -> dict[str, Any]:
+class FigureCache:
+    """Store figures per range, kept for ``ttl`` seconds.
+
+    Grouped counts over a month of alerts cost the store hundreds of milliseconds;
+    a dashboard refreshed by many people at once would repeat them for nothing.
+    One request computes a range's figures while the others wait for them.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry[0] < self.ttl:
+                return entry[1]
+            value = compute()
+            self._entries[key] = (time.monotonic(), value)
+            return value
+
+
+def _cache() -> FigureCache:
+    ttl = float(current_app.config.get("DASHBOARD_CACHE_SECONDS", CACHE_SECONDS))
+    found: FigureCache = current_app.extensions.setdefault("govsoc.dashboard_cache",
+                                                           FigureCache(ttl))
+    return found
+
+
+def store_figures(range_name: str) -> dict[str, Any]:
+    """What the dashboard shows, straight from the store (no presentation)."""
     store = get_store()
     length, bucket = RANGES[range_name]
     flt = AlertFilter(start=utcnow() - length)
-    by_status = store.count_alerts(flt, by="status")
-    by_severity = store.count_alerts(flt, by="severity")
     top_rules = _top(store.count_alerts(flt, by="rule_id"))
     rule_names: dict[str, str] = {}
     for rule_id, _count in top_rules:
         sample = store.list_alerts(AlertFilter(rule_ids=[rule_id]), limit=1).items
         rule_names[rule_id] = sample[0].rule_name if sample else rule_id
-    histogram = store.alert_histogram(flt, bucket)
-    open_cases = store.list_cases(CaseFilter(statuses=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]),
-                                  limit=10)
-    open_alerts = sum(v for k, v in by_status.items() if AlertStatus(k).is_open)
+    return {
+        "by_status": store.count_alerts(flt, by="status"),
+        "by_severity": store.count_alerts(flt, by="severity"),
+        "top_rules": top_rules, "rule_names": rule_names,
+        "top_hosts": _top(store.count_alerts(flt, by="host")),
+        "by_source": _top(store.count_alerts(flt, by="source")),
+        "histogram": store.alert_histogram(flt, bucket),
+        "open_cases": store.list_cases(
+            CaseFilter(statuses=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]), limit=10),
+        "response_minutes": response_times(flt),
+        "computed_at": utcnow(),
+    }
+
+
+def dashboard_data(range_name: str) -> dict[str, Any]:
+    figures = _cache().get(range_name, lambda: store_figures(range_name))
+    by_status, by_severity = figures["by_status"], figures["by_severity"]
+    open_cases = figures["open_cases"]
     return {
         "range": range_name,
+        "computed_at": figures["computed_at"].isoformat(),
         "total": sum(by_status.values()),
-        "open_alerts": open_alerts,
+        "open_alerts": sum(v for k, v in by_status.items() if AlertStatus(k).is_open),
         "by_status": {s.value: by_status.get(s.value, 0) for s in AlertStatus},
         "by_severity": {s.value: by_severity.get(s.value, 0) for s in Severity},
-        "top_rules": [{"rule_id": r, "name": rule_names[r], "count": c} for r, c in top_rules],
-        "top_hosts": [{"host": h, "count": c}
-                      for h, c in _top(store.count_alerts(flt, by="host"))],
-        "by_source": [{"source": s, "count": c}
-                      for s, c in _top(store.count_alerts(flt, by="source"))],
+        "top_rules": [{"rule_id": r, "name": figures["rule_names"][r], "count": c}
+                      for r, c in figures["top_rules"]],
+        "top_hosts": [{"host": h, "count": c} for h, c in figures["top_hosts"]],
+        "by_source": [{"source": src, "count": c} for src, c in figures["by_source"]],
         "histogram": [{"start": b.start.isoformat(), "label": show_time(b.start, "MM-dd HH:mm"),
-                       "count": b.count} for b in histogram],
+                       "count": b.count} for b in figures["histogram"]],
         "open_cases": {"total": open_cases.total, "items": [
             {"id": c.id, "title": c.title, "severity": str(c.severity),
              "status": str(c.status), "url": url_for("cases.detail", case_id=c.id)}
             for c in open_cases.items]},
-        "response_minutes": response_times(flt),
+        "response_minutes": figures["response_minutes"],
         "labels": {
             "alerts": _("Alerts"),
             "status": {s.value: status_label(s.value) for s in AlertStatus},

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask, current_app, request, session
+from flask import Flask, current_app, g, request, session
 from flask_babel import format_datetime, get_timezone
 from flask_login import current_user
 
@@ -68,11 +68,23 @@ def _as_datetime(value: Any) -> datetime | None:
         return None
 
 
+def viewer_zone() -> ZoneInfo:
+    """The viewer's time zone, looked up once per request."""
+    zone = getattr(g, "_viewer_zone", None)
+    if zone is None:
+        zone = g._viewer_zone = ZoneInfo(select_timezone())
+    return zone
+
+
 def show_time(value: Any, pattern: str = "yyyy-MM-dd HH:mm:ss") -> str:
-    """A timestamp in the viewer's time zone (Babel converts from UTC)."""
+    """A timestamp in the viewer's time zone."""
     moment = _as_datetime(value)
     if moment is None:
         return "" if value is None else str(value)
+    if pattern == "yyyy-MM-dd HH:mm:ss":
+        # the numeric spelling needs no locale data: skip Babel's formatter, which
+        # dominated the time of a page of fifty alerts
+        return moment.astimezone(viewer_zone()).strftime("%Y-%m-%d %H:%M:%S")
     return str(format_datetime(moment, pattern))
 
 

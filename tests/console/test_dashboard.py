@@ -98,3 +98,22 @@ def test_rules_pages_list_hits_and_toggle_state(login, store):
     suppressions = engineer.get("/rules/suppressions")
     assert suppressions.status_code == 200
     assert re.search(r"<h1>Suppressions</h1>", suppressions.get_data(as_text=True))
+
+
+def test_dashboard_figures_are_reused_for_a_while(app, analyst, store):
+    make_alert(store)
+    first = analyst.get("/dashboard/data.json").get_json()
+    make_alert(store)
+    again = analyst.get("/dashboard/data.json").get_json()
+    assert again["computed_at"] == first["computed_at"] and again["total"] == 1
+    app.extensions.pop("govsoc.dashboard_cache")
+    app.config["DASHBOARD_CACHE_SECONDS"] = 0
+    fresh = analyst.get("/dashboard/data.json").get_json()
+    assert fresh["total"] == 2
+
+
+def test_queue_skips_status_counts_for_free_text(analyst, store):
+    make_alert(store, rule_name="Needle in the queue")
+    page = analyst.get("/alerts?status=&q=Needle").get_data(as_text=True)
+    assert "Needle in the queue" in page
+    assert 'data-testid="count-new">…<' in page
