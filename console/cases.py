@@ -23,6 +23,7 @@ from console.observables import TYPES, from_alerts, merge
 from console.permissions import Permission, requires
 from console.queries import FilterError, case_filter, page_url
 from govsoc.errors import ConflictError, NotFoundError
+from govsoc.events import parse_timestamp
 from store.base import (
     Alert,
     AuditFilter,
@@ -41,6 +42,9 @@ TLP_LEVELS = ("clear", "green", "amber", "amber+strict", "red")
 #: templates included at the end of a case page (see module docstring)
 CASE_SECTIONS: list[str] = ["cases/_playbook_runs.html"]
 MAX_ALERTS_PER_CASE_FORM = 200
+#: events of the case's alerts shown on its timeline
+TIMELINE_EVENTS_PER_ALERT = 5
+TIMELINE_EVENTS = 200
 
 
 def case_status_label(status: str) -> str:
@@ -129,8 +133,15 @@ def create() -> Any:
 def _timeline(case: Case, alerts: list[Alert]) -> list[tuple[Any, str, Any]]:
     store = get_store()
     items: list[tuple[Any, str, Any]] = []
+    event_ids: list[str] = []
     for alert in alerts:
         items.append((alert.first_seen, "alert", alert))
+        event_ids.extend(alert.event_ids[:TIMELINE_EVENTS_PER_ALERT])
+    for event in store.get_events(event_ids[:TIMELINE_EVENTS]):
+        try:
+            items.append((parse_timestamp(event.get("@timestamp")), "event", event))
+        except ValueError:
+            continue
     for entry in store.list_audit(AuditFilter(target_type="case", target_id=case.id),
                                   limit=300).items:
         items.append((entry.at, "audit", entry))

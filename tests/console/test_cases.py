@@ -113,3 +113,19 @@ def test_alert_page_links_its_case(analyst, store):
     case_id = create_case(analyst, [alert], title="Linked case")
     page = analyst.get(f"/alerts/{alert.id}").get_data(as_text=True)
     assert f'href="/cases/{case_id}"' in page and "Linked case" in page
+
+
+def test_timeline_holds_events_actions_and_comments_in_order(analyst, store):
+    from datetime import timedelta
+
+    from govsoc.events import utcnow
+
+    alert = make_alert(store, when=utcnow() - timedelta(hours=2),
+                       fields={"host.name": "web01", "message": "first suspicious request"})
+    case_id = create_case(analyst, [alert])
+    analyst.post(f"/cases/{case_id}/comment", data={"body": "escalated to the web team"})
+    page = analyst.get(f"/cases/{case_id}").get_data(as_text=True)
+    timeline = re.search(r'data-testid="timeline">(.*?)</ol>', page, re.S).group(1)
+    positions = [timeline.index(text) for text in (
+        "first suspicious request", "case.create", "escalated to the web team")]
+    assert positions == sorted(positions)
