@@ -57,7 +57,7 @@ def seeded(workdir):
 def test_check_list_show(workdir, tmp_path):
     res = govsoc(["playbooks", "check"], workdir)
     assert res.returncode == 0, res.stderr
-    assert "8 valid, 0 invalid" in res.stdout
+    assert "9 valid, 0 invalid" in res.stdout
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "x.yml").write_text("id: x\nversion: one\n", encoding="utf-8")
@@ -67,7 +67,7 @@ def test_check_list_show(workdir, tmp_path):
 
     res = govsoc(["playbooks", "list", "--format", "jsonl"], workdir)
     rows = [json.loads(line) for line in res.stdout.splitlines()]
-    assert len(rows) == 8
+    assert len(rows) == 9
     webshell = next(r for r in rows if r["id"] == "webshell-portal")
     assert webshell["name"] == "Webshell trên Cổng thông tin điện tử"
     assert webshell["phases"][0] == "detection_analysis"

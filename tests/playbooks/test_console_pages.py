@@ -114,7 +114,7 @@ def test_run_a_suggested_playbook_from_the_case_page(console_app, users, http_re
     # the playbooks page shows the library and the run under way
     index = text(ana.get("/playbooks"))
     assert f'data-testid="run-{run_id}"' in index
-    assert index.count("<tr><td><a href=\"/playbooks/show?id=") == 8
+    assert index.count("<tr><td><a href=\"/playbooks/show?id=") == 9
 
 
 def test_pages_escape_attacker_text_and_refuse_bad_requests(console_app, users):

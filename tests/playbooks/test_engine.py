@@ -47,6 +47,8 @@ SHIPPED_CASES = [
                                           "destination.ip": "10.10.1.15"})),
     ("compromised-account", dict(tags=["attack.persistence", "attack.t1136.002"],
                                  fields={"user.name": "backup_adm", "host.name": "dc01"})),
+    ("recon-port-scan", dict(tags=["attack.discovery", "attack.t1046"],
+                             fields={"source.ip": "192.0.2.77", "destination.ip": "10.10.1.15"})),
     ("dns-exfiltration", dict(tags=["attack.exfiltration", "attack.t1048.003"],
                               fields={"dns.question.name": "aGVsbG8.x.evil-c2.example",
                                       "host.name": "pc-vanthu-01", "source.ip": "10.20.0.9"})),
@@ -358,8 +360,12 @@ def test_auto_start_runs_fitting_playbooks_once_with_gates_in_force(engine, user
     assert runs[0].trigger == "auto" and runs[0].status == "waiting"
     assert engine.auto_start(users.get_alert(alert.id)) == []
     # an alert no auto trigger fits starts nothing
-    other = raise_alert(users, rule_id="x", tags=["attack.t1046"])
+    other = raise_alert(users, rule_id="x", tags=["attack.t1087"])
     assert engine.auto_start(other) == []
+    # a port scan is only suggested unless it is rated high
+    scan = raise_alert(users, rule_id="scan", severity="medium", tags=["attack.t1046"])
+    assert engine.auto_start(scan) == []
+    assert [p.id for p in engine.suggest(alert_id=scan.id)] == ["recon-port-scan"]
     assert http_receiver.calls_to("/fw/block") == []
 
 

@@ -37,11 +37,11 @@ def test_the_schema_is_a_valid_json_schema():
     jsonschema.Draft202012Validator.check_schema(schema)
 
 
-def test_eight_playbooks_are_shipped():
+def test_the_shipped_playbooks():
     ids = {yaml.safe_load(p.read_text(encoding="utf-8"))["id"] for p in SHIPPED}
     assert ids == {"webshell-portal", "brute-force-ssh-vpn", "malware-c2-beaconing",
                    "phishing-attachment", "web-defacement", "ddos-public-services",
-                   "compromised-account", "dns-exfiltration"}
+                   "compromised-account", "dns-exfiltration", "recon-port-scan"}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)

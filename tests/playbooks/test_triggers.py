@@ -88,6 +88,7 @@ SIGMA_KINDS = {
     "beaconing": ({"T1071.001", "T1573", "T1571"}, "malware-c2-beaconing"),
     "denial of service": ({"T1498", "T1499"}, "ddos-public-services"),
     "phishing": ({"T1566", "T1566.001", "T1204.002"}, "phishing-attachment"),
+    "port scan": ({"T1046", "T1595", "T1595.001"}, "recon-port-scan"),
 }
 
 
@@ -113,6 +114,10 @@ def test_every_shipped_sigma_rule_of_a_covered_kind_reaches_its_playbook(library
                  "tags": list(rule.get("tags") or []), "severity": rule.get("level", "medium"),
                  "dataset": None}
         fitting = {p.id for p in matching_playbooks(library, alert, "alert")}
+        if alert["severity"] in ("informational", "low"):
+            # single failed logons, single connections: never a response started by itself
+            started = matching_playbooks(library, alert, "alert", auto_only=True)
+            assert started == [], f"{rule['title']} would start {[p.id for p in started]}"
         for kind, (wanted, playbook_id) in SIGMA_KINDS.items():
             if techniques & wanted:
                 covered += 1
