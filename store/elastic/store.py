@@ -620,13 +620,13 @@ class ElasticStore(Store):
             self._release_seq(token)
         letters: list[DeadLetter] = []
         for i in range(len(chunk)):
-            code = status.get(i)
-            if code is None:
+            outcome = status.get(i)
+            if outcome is None:
                 continue
-            if code < 300:
+            if outcome < 300:
                 result.stored += 1
                 result.new_ids.append(ids[i])
-            elif code == 409:
+            elif outcome == 409:
                 result.duplicates += 1
             else:
                 result.rejected += 1
@@ -1211,7 +1211,7 @@ class ElasticStore(Store):
                 raise NotFoundError("alert", alert_id)
         now = _now_us()
         case_id = datetime.now(UTC).strftime("C%Y%m%d-") + uuid.uuid4().hex[:8]
-        doc = {
+        doc: dict[str, Any] = {
             "id": case_id, "title": case.title, "description": case.description,
             "severity": case.severity.value, "tlp": case.tlp, "status": CaseStatus.OPEN.value,
             "created_by": case.created_by, "created_at": now, "updated_at": now,
