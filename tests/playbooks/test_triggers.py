@@ -138,33 +138,60 @@ def test_a_routine_account_creation_is_suggested_but_not_started(library):
         assert matching_playbooks(library, alert, auto_only=True) == []
 
 
-def test_the_sigma_engine_alert_for_a_new_domain_admin_starts_a_playbook(users, pb_config,
-                                                                        library):
-    """A Windows 4732 event (member added to Administrators) goes through the shipped Sigma
-    rules; the alert they raise, recorded in the store, auto-starts the playbook."""
+@pytest.fixture(scope="module")
+def sigma_detector():
+    from detection.sigma.engine import SigmaDetector
+
+    return SigmaDetector.from_paths(["builtin"])
+
+
+def _windows_event(n: int, code: int, channel: str, provider: str, data: dict, **fields):
+    from govsoc.events import event_id, new_event
+
+    event = new_event("windows.test", datetime.now(UTC), module="windows", **fields)
+    event["event"].update({"id": event_id("tests/playbooks/sigma", n), "code": str(code)})
+    event["winlog"] = {"event_id": code, "channel": channel, "provider_name": provider,
+                       "event_data": data}
+    return event
+
+
+SIGMA_EVENTS = {
+    # a member added to Administrators (Windows Security 4732)
+    "new-domain-admin": (lambda: _windows_event(
+        1, 4732, "Security", "Microsoft-Windows-Security-Auditing",
+        {"TargetUserName": "Administrators", "TargetSid": "S-1-5-32-544",
+         "MemberName": "CN=backup_adm", "SubjectUserName": "backup_adm"}, host__name="dc01"),
+        "compromised-account"),
+    # IIS runs cmd.exe (Sysmon process creation)
+    "webshell-exec": (lambda: _windows_event(
+        2, 1, "Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon",
+        {"Image": "C:\\Windows\\System32\\cmd.exe",
+         "ParentImage": "c:\\windows\\system32\\inetsrv\\w3wp.exe",
+         "CommandLine": "cmd.exe /c whoami"}, host__name="portal-web-01",
+        process__executable="C:\\Windows\\System32\\cmd.exe",
+        process__parent__executable="c:\\windows\\system32\\inetsrv\\w3wp.exe",
+        process__command_line="cmd.exe /c whoami"),
+        "webshell-portal"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGMA_EVENTS))
+def test_the_sigma_engines_alert_starts_its_playbook(users, pb_config, library,
+                                                     sigma_detector, name):
+    """An event goes through the shipped Sigma rules; the alert they raise, recorded in
+    the store, auto-starts the playbook through the alert listener."""
     from datetime import timedelta
 
-    from detection.sigma.engine import SigmaDetector
-    from govsoc.events import event_id, new_event
     from playbooks.automation import PlaybookAutomation
 
-    detector = SigmaDetector.from_paths(["builtin"])
-    event = new_event("windows.security", datetime.now(UTC), module="windows",
-                      host__name="dc01")
-    event["event"].update({"id": event_id("tests/playbooks", 4732), "code": "4732"})
-    event["winlog"] = {"event_id": 4732, "channel": "Security",
-                       "provider_name": "Microsoft-Windows-Security-Auditing",
-                       "event_data": {"TargetUserName": "Administrators",
-                                      "TargetSid": "S-1-5-32-544", "MemberName": "CN=backup_adm",
-                                      "SubjectUserName": "backup_adm"}}
-    drafts = detector.detect([event])
-    assert [d.rule_name for d in drafts] == ["New Admin - Account Added to a Privileged Group"]
+    build, playbook_id = SIGMA_EVENTS[name]
+    drafts = sigma_detector.detect([build()])
+    assert drafts, f"the shipped Sigma rules raise nothing for {name}"
     automation = PlaybookAutomation(users, pb_config, library)
     automation.start()
     automation(users.record_alerts(drafts, timedelta(hours=1)))
     automation.drain()
     automation.stop()
-    [run_id] = automation.started_runs
-    run = automation.engine.runs.get(run_id)
-    assert run.playbook_id == "compromised-account" and run.status == "waiting"
-    assert run.case_id is not None
+    runs = [automation.engine.runs.get(r) for r in automation.started_runs]
+    assert [r.playbook_id for r in runs] == [playbook_id]
+    assert runs[0].status == "waiting" and runs[0].case_id is not None
