@@ -119,9 +119,12 @@ def _uploaded_text() -> str | None:
     if len(raw) > MAX_RULE_BYTES:
         return None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+    # browsers send text areas with CRLF line ends; the engines' line numbers
+    # must match the lines the person sees
+    return text.replace("\r\n", "\n")
 
 
 @bp.route("/upload", methods=["GET", "POST"])

@@ -22,7 +22,7 @@ from store.base import EventQuery, Store
 MAX_TEST_EVENTS = 20_000
 MAX_SHOWN = 50
 YARA_TIMEOUT_SECONDS = 2
-_YARA_LINE = re.compile(r"line (\d+)")
+_YARA_LINE = re.compile(r"^line (\d+)")
 
 
 @dataclass
@@ -83,6 +83,8 @@ def check_yara(text: str) -> Checked:
     except yara.SyntaxError as exc:
         message = str(exc)
         match = _YARA_LINE.search(message)
+        if match:
+            message = message[match.end():].lstrip(": ") or message
         checked.problems.append(Problem(message, int(match.group(1)) if match else None))
         return checked
     except yara.Error as exc:

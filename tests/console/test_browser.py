@@ -237,3 +237,25 @@ def test_new_alerts_appear_without_reload(page, live, artifacts):
     assert page.locator("#fresh-notice").is_visible()
     page.screenshot(path=str(artifacts / "console-live-queue.png"))
     assert page.watch.csp == []
+
+
+def test_rule_upload_shows_errors_then_saves(page, live, artifacts):
+    sign_in(page, live, "dee")
+    page.goto(live["url"] + "/rules/upload")
+    page.select_option('[data-testid="rule-language"]', "yara")
+    page.fill('[data-testid="rule-text"]',
+              'rule Browser_test {\n  strings: $a = "x"\n  condition: $missing }\n')
+    page.click('[data-testid="rule-check"]')
+    problems = page.locator('[data-testid="rule-problems"]')
+    problems.wait_for()
+    assert "line 3: undefined string" in problems.inner_text()
+    page.screenshot(path=str(artifacts / "console-rule-errors.png"))
+    page.fill('[data-testid="rule-text"]',
+              'rule Browser_test {\n  strings: $a = "x"\n  condition: $a\n}\n')
+    page.click('[data-testid="rule-save"]')
+    page.wait_for_url("**/rules/yara:Browser_test/view")
+    assert "Browser_test" in page.locator("h1").inner_text()
+    page.click('[data-testid="toggle-rule"]')
+    page.wait_for_selector('[data-testid="flash-ok"]')
+    assert page.locator('[data-testid="rule-state"]').inner_text() == "disabled"
+    assert "yara:Browser_test" in live["store"].get_setting("rules.disabled")

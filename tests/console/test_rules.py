@@ -99,7 +99,7 @@ def test_yara_upload_checks_and_tests(engineer, store):
         "language": "yara", "text": "rule broken {\n strings: $a = \"x\"\n condition: $b }"})
     assert broken.status_code == 400
     text = broken.get_data(as_text=True)
-    assert "line 3" in text and "undefined string" in text
+    assert "line 3: undefined string" in text
     saved = engineer.post("/rules/upload", data={"language": "yara", "text": YARA,
                                                  "action": "save"})
     assert saved.headers["Location"].endswith("/rules/yara:Webshell_eval_b64/view")
@@ -119,3 +119,9 @@ def test_upload_refuses_binary_and_oversized(engineer):
 def test_analyst_cannot_upload(analyst):
     assert analyst.post("/rules/upload", data={"language": "sigma", "text": SIGMA,
                                                 "action": "save"}).status_code == 403
+
+
+def test_problem_lines_match_what_the_browser_sent(engineer):
+    text = 'rule crlf {\r\n  strings: $a = "x"\r\n\r\n  condition: $nope }\r\n'
+    response = engineer.post("/rules/upload", data={"language": "yara", "text": text})
+    assert "line 4: undefined string" in response.get_data(as_text=True)
