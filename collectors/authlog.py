@@ -43,9 +43,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from collectors.lines import RawLine
-from collectors.syslog_parse import SyslogMessage, SyslogParser
+from collectors.syslog_parse import FACILITIES, SEVERITIES, SyslogMessage, SyslogParser
 from govsoc.events import Event, format_timestamp
 
 DATASET = "system.auth"
@@ -317,23 +318,32 @@ def _sudo(text: str, event: Event) -> str | None:
     return None
 
 
+_PRIORITIES: dict[int, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    pri: (SEVERITIES[pri & 7], {"code": pri >> 3, "name": FACILITIES[pri >> 3]},
+          {"code": pri & 7, "name": SEVERITIES[pri & 7]})
+    for pri in range(len(FACILITIES) * 8)
+}
+
+
 def syslog_fields(msg: SyslogMessage, event: Event) -> None:
     """The syslog header fields every syslog-derived event carries."""
-    log: dict[str, object] = {}
-    syslog: dict[str, object] = {}
-    if msg.priority is not None:
-        from collectors.syslog_parse import FACILITIES, SEVERITIES
-
-        facility, severity = msg.priority >> 3, msg.priority & 7
-        syslog["priority"] = msg.priority
-        syslog["facility"] = {"code": facility, "name": FACILITIES[facility]}
-        syslog["severity"] = {"code": severity, "name": SEVERITIES[severity]}
-        log["level"] = SEVERITIES[severity]
-    if msg.hostname:
-        syslog["hostname"] = msg.hostname
-        event["host"] = {"hostname": msg.hostname, "name": msg.hostname}
-    if msg.appname:
-        syslog["appname"] = msg.appname
+    syslog: dict[str, Any] = {}
+    log: dict[str, Any] = {}
+    priority = msg.priority
+    if priority is not None:
+        level, facility, severity = _PRIORITIES[priority]
+        # copies: events must not share mutable objects
+        syslog["priority"] = priority
+        syslog["facility"] = dict(facility)
+        syslog["severity"] = dict(severity)
+        log["level"] = level
+    hostname = msg.hostname
+    if hostname:
+        syslog["hostname"] = hostname
+        event["host"] = {"hostname": hostname, "name": hostname}
+    appname = msg.appname
+    if appname:
+        syslog["appname"] = appname
     if msg.procid:
         syslog["procid"] = msg.procid
     if msg.msgid:
@@ -346,10 +356,11 @@ def syslog_fields(msg: SyslogMessage, event: Event) -> None:
         log["syslog"] = syslog
     if log:
         event["log"] = log
-    if msg.appname:
-        process: dict[str, object] = {"name": msg.appname.split("(", 1)[0]}
-        if msg.procid and msg.procid.isdigit():
-            process["pid"] = int(msg.procid)
+    if appname:
+        process: dict[str, Any] = {"name": appname.split("(", 1)[0]}
+        procid = msg.procid
+        if procid and procid.isdigit():
+            process["pid"] = int(procid)
         event["process"] = process
     else:
         event["process"] = {}
