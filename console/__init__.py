@@ -24,6 +24,7 @@ BLUEPRINT_MODULES: list[str] = [
     "console.dashboard",
     "console.alerts",
     "console.cases",
+    "console.events",
     "console.rules",
     "console.admin",
     "console.api",

@@ -190,6 +190,7 @@ NAV: list[tuple[str, Any, Permission]] = [
     ("dashboard.index", _l("Dashboard"), Permission.DASHBOARD_VIEW),
     ("alerts.queue", _l("Alerts"), Permission.ALERTS_VIEW),
     ("cases.index", _l("Cases"), Permission.CASES_VIEW),
+    ("events.search", _l("Events"), Permission.EVENTS_SEARCH),
     ("rules.index", _l("Rules"), Permission.RULES_VIEW),
     ("playbooks.index", _l("Playbooks"), Permission.PLAYBOOKS_RUN),
     ("reports.index", _l("Reports"), Permission.REPORTS_VIEW),

@@ -250,3 +250,23 @@ def test_list_filter_reaches_store_unchanged(store):
     # the store contract, used as the console uses it
     make_alert(store, fields={"host.name": "a"})
     assert store.count_alerts(AlertFilter(hosts=["a"]))["new"] == 1
+
+
+def test_event_search_page(analyst, store):
+    from .conftest import XSS
+
+    for n in range(3):
+        store_event(store, utcnow() - timedelta(minutes=n), 800000 + n,
+                    **{"host.name": f"search-host-{n}", "source.ip": "192.0.2.44",
+                       "message": f"searchable message {n}", **({"url.full": XSS["host.name"]}
+                                                               if n == 0 else {})})
+    page = analyst.get("/events?field_name=source.ip&field_value=192.0.2.44&limit=2")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and html.count("<details>") == 2
+    assert 'data-testid="events-next"' in html
+    assert "<img src=x" not in html
+    text = analyst.get("/events?q=searchable").get_data(as_text=True)
+    assert "searchable message 2" in text
+    bad = analyst.get("/events?field_name=x')--&field_value=1")
+    assert bad.status_code == 400
+    assert analyst.get("/events").status_code == 200
