@@ -2,10 +2,10 @@
 
 Counted over fixed windows of capture time (``window`` seconds):
 
-- port scan: distinct destination (host, port) pairs a source opened connections
-  to; host sweep: distinct destination hosts;
-- SYN flood: TCP SYNs a destination received minus the SYN-ACKs it sent, i.e.
-  handshakes left half-open.
+- port scan: distinct destination ports a source opened connections to; host
+  sweep: distinct destination hosts;
+- SYN flood: TCP SYNs a destination received minus the SYN-ACKs and RSTs it sent,
+  i.e. handshakes left half-open (a scan of closed ports is answered with RSTs).
 
 At the end of each window a ``network.scan`` event is produced for every source or
 destination over a threshold (``event.action`` ``port_scan``, ``host_scan`` or
@@ -45,8 +45,8 @@ class ScanCounters:
         self.syn_threshold = syn_threshold
         self.max_tracked = max_tracked
         self.window_start = -1.0
-        self.targets: dict[bytes, set[tuple[bytes, int]]] = {}
-        self.hosts: dict[bytes, set[bytes]] = {}
+        self.ports: dict[bytes, int | set[int]] = {}
+        self.hosts: dict[bytes, bytes | set[bytes]] = {}
         self.half_open: dict[bytes, int] = {}
 
     def _roll(self, ts: float) -> None:
@@ -61,16 +61,25 @@ class ScanCounters:
         """A connection attempt from ``src`` to ``dst:dport``."""
         if ts - self.window_start >= self.window or self.window_start < 0:
             self._roll(ts)
-        targets = self.targets.get(src)
-        if targets is None:
-            if len(self.targets) >= self.max_tracked:
+        # most sources talk to one port of one host in a window: that single value is
+        # kept as it is, and becomes a set only when a second one shows up
+        ports = self.ports.get(src)
+        if ports is None:
+            if len(self.ports) >= self.max_tracked:
                 return
-            targets = self.targets[src] = set()
-            self.hosts[src] = set()
-        if len(targets) < 2 * self.port_threshold:
-            targets.add((dst, dport))
+            self.ports[src] = dport
+            self.hosts[src] = dst
+            return
+        if isinstance(ports, int):
+            if ports != dport:
+                self.ports[src] = {ports, dport}
+        elif len(ports) < 2 * self.port_threshold:
+            ports.add(dport)
         hosts = self.hosts[src]
-        if len(hosts) < 2 * self.host_threshold:
+        if isinstance(hosts, bytes):
+            if hosts != dst:
+                self.hosts[src] = {hosts, dst}
+        elif len(hosts) < 2 * self.host_threshold:
             hosts.add(dst)
 
     def syn(self, dst: bytes, ts: float) -> None:
@@ -85,7 +94,7 @@ class ScanCounters:
         self.half_open[dst] = count + 1
 
     def syn_ack(self, src: bytes) -> None:
-        """A SYN-ACK sent by ``src``: one handshake it answered."""
+        """A SYN-ACK (or RST) sent by ``src``: one handshake it answered."""
         count = self.half_open.get(src)
         if count:
             self.half_open[src] = count - 1
@@ -93,23 +102,23 @@ class ScanCounters:
     def close_window(self) -> None:
         """Report what crossed a threshold in the current window and start afresh."""
         start = self.window_start
-        for src, targets in self.targets.items():
-            ports = {port for _, port in targets}
-            hosts = self.hosts[src]
+        for src, seen_ports in self.ports.items():
+            seen_hosts = self.hosts[src]
+            ports = [seen_ports] if isinstance(seen_ports, int) else sorted(seen_ports)
+            hosts = 1 if isinstance(seen_hosts, bytes) else len(seen_hosts)
             if len(ports) >= self.port_threshold:
-                self.on_finding(ScanFinding("port_scan", src, start, self.window,
-                                            distinct_ports=len(ports),
-                                            distinct_hosts=len(hosts),
-                                            sample_ports=tuple(sorted(ports)[:20])))
-            elif len(hosts) >= self.host_threshold:
-                self.on_finding(ScanFinding("host_scan", src, start, self.window,
-                                            distinct_ports=len(ports),
-                                            distinct_hosts=len(hosts),
-                                            sample_ports=tuple(sorted(ports)[:20])))
+                action = "port_scan"
+            elif hosts >= self.host_threshold:
+                action = "host_scan"
+            else:
+                continue
+            self.on_finding(ScanFinding(action, src, start, self.window,
+                                        distinct_ports=len(ports), distinct_hosts=hosts,
+                                        sample_ports=tuple(ports[:20])))
         for dst, count in self.half_open.items():
             if count >= self.syn_threshold:
                 self.on_finding(ScanFinding("syn_flood", dst, start, self.window,
                                             syn_count=count))
-        self.targets.clear()
+        self.ports.clear()
         self.hosts.clear()
         self.half_open.clear()

@@ -4,13 +4,13 @@ Each reader yields :class:`Frame` tuples ``(timestamp, linktype, data, wirelen)`
 and counts what it had to skip in :attr:`CaptureReader.problems` (a reason → count
 map), so a damaged file is read as far as it can be and never raises mid-way.
 
-- pcapng files, and the file header of classic pcap files, go through scapy's
-  ``RawPcapNgReader`` / ``RawPcapReader`` (no dissection).
-- The records of a classic pcap file are read here, in 1 MiB chunks: scapy's
-  ``RawPcapReader`` issues two ``read`` calls and builds a metadata tuple per
-  record, which alone takes half of the per-packet budget of a sensor. The chunked
-  loop also lets a corrupt record header be skipped by scanning for the next
-  plausible one instead of abandoning the rest of the file.
+- pcapng files go through scapy's ``RawPcapNgReader`` (no dissection).
+- Classic pcap files are read here, in 1 MiB chunks: scapy's ``RawPcapReader``
+  issues two ``read`` calls and builds a metadata tuple per record, which alone
+  takes half of the per-packet budget of a sensor, and importing it loads scapy's
+  manufacturer database. The chunked loop also lets a corrupt record header be
+  skipped by scanning for the next plausible one instead of abandoning the rest
+  of the file.
 - Live capture uses scapy's ``conf.L2listen`` socket with a kernel BPF filter.
 """
 
@@ -103,21 +103,18 @@ class PcapFileReader(CaptureReader):
 
     def __init__(self, path: str) -> None:
         super().__init__()
-        from scapy.utils import RawPcapReader
-
         self.name = path
-        try:
-            header = RawPcapReader(path)
-        except Exception as exc:  # scapy raises bare Scapy_Exception on bad headers
-            raise ParseError(f"bad pcap file header: {exc}", path, 0) from exc
-        try:
-            self.linktype = int(header.linktype)
-            self.snaplen = int(getattr(header, "snaplen", 0) or 0)
-        finally:
-            header.close()
         with open(path, "rb") as fh:
-            magic = fh.read(4)
-        self.endian, self.resolution = PCAP_MAGICS[magic]
+            header = fh.read(24)
+        if len(header) < 24 or header[:4] not in PCAP_MAGICS:
+            raise ParseError("bad pcap file header", path, 0)
+        # the 24-byte header is read here: importing scapy.utils for it would load
+        # scapy's manufacturer database (12 MiB, half a second) for nothing
+        self.endian, self.resolution = PCAP_MAGICS[header[:4]]
+        _major, _minor, _zone, _sigfigs, snaplen, linktype = struct.unpack(
+            self.endian + "HHiIII", header[4:24])
+        self.snaplen = snaplen
+        self.linktype = linktype & 0x0FFFFFFF  # the high bits carry FCS information
         self._fh: IO[bytes] | None = None
 
     def __iter__(self) -> Iterator[Frame]:

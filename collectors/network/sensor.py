@@ -32,6 +32,7 @@ from collectors.network.decode import (
     PROTO_ICMPV6,
     PROTO_TCP,
     PROTO_UDP,
+    RST,
     SYN,
     Decoded,
     decode,
@@ -113,8 +114,9 @@ class NetworkSensor:
             self._undecodable(d, data)
             return
         assert isinstance(d, Decoded)
-        if d.proto == PROTO_TCP and d.flags & SYN:
-            if d.flags & ACK:
+        if d.proto == PROTO_TCP and d.flags & (SYN | RST):
+            if d.flags & (ACK | RST):
+                # a SYN-ACK or a RST answers a SYN: that handshake is not left half-open
                 self.counters.syn_ack(d.src)
             else:
                 self.counters.syn(d.dst, ts)
@@ -242,7 +244,7 @@ class NetworkSensor:
     def ip(self, raw: bytes) -> str:
         text = self._ip_text.get(raw)
         if text is None:
-            if len(self._ip_text) > 65536:
+            if len(self._ip_text) > 8192:
                 self._ip_text.clear()
             family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
             text = self._ip_text[raw] = socket.inet_ntop(family, raw)
