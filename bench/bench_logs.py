@@ -245,9 +245,31 @@ def run_peer_receiver(rate: int, seconds: float) -> dict[str, float]:
     return {"sent": sent.value, "received": received, "elapsed": time.perf_counter() - started}
 
 
+def conversion_capacity(count: int = 100_000) -> tuple[float, float]:
+    """Messages/s (wall, CPU) of the receiver's message → event step alone."""
+    from collectors.base import Batch
+
+    receiver = SyslogReceiver([Listener("udp", "127.0.0.1", 0)])
+    now = time.time()
+    items = [(f"<38>Dec 10 06:55:46 web{i % 7} sshd[{1000 + i % 50}]: Failed password for "
+              f"user{i % 300} from 203.0.113.{i % 250} port {1024 + i % 60000} ssh2"
+              if i % 4 == 0 else f"<30>Dec 10 06:55:46 web{i % 7} nginx[77]: upstream "
+              f"response time {i % 997} ms for request {i}").encode() for i in range(count)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, count, 2000):
+        batch = Batch()
+        for i, data in enumerate(items[start:start + 2000], start):
+            receiver._convert((data, "127.0.0.1:514", "udp", now + i / 30000, None), batch)
+    return count / (time.perf_counter() - wall), count / (time.process_time() - cpu)
+
+
 def bench_syslog(args: argparse.Namespace) -> None:
     print(f"syslog over UDP on loopback: offered {args.rate:,} messages/s for {args.seconds:.0f} s"
           f" {load_note()}")
+    capacity = [conversion_capacity() for _ in range(args.runs)]
+    print(f"  message → ECS event conversion alone: "
+          f"{statistics.median(c[0] for c in capacity):,.0f} messages/s wall, "
+          f"{statistics.median(c[1] for c in capacity):,.0f} messages/s CPU")
     results = [run_govsoc_receiver(args.rate, args.seconds) for _ in range(args.runs)]
     for r in results:
         print(f"  govsoc receiver: sent {r['sent']:,}  received {r['received']:,}  "
