@@ -163,8 +163,9 @@ def build_detectors(config: Config, store: Store) -> list[Detector]:
     if not config.get("detection.enabled", True):
         return []
     from detection.sigma.engine import build_sigma_detector
+    from detection.yara.detector import YaraMatchDetector
 
-    return [build_sigma_detector(config)]
+    return [build_sigma_detector(config), YaraMatchDetector()]
 
 
 def build_pipeline(config: Config, store: Store, *, detect: bool = True) -> Pipeline:

@@ -230,9 +230,17 @@ class Service:
         self._server_thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._suppressions_at = 0.0
+        self.automation: Any = None
+        if config.get("playbooks.auto_run", True):
+            from playbooks.automation import PlaybookAutomation
+
+            self.automation = PlaybookAutomation(store, config)
+            self.alert_listeners.append(self.automation)
 
     # ------------------------------------------------------------ running
     def start(self) -> None:
+        if self.automation is not None:
+            self.automation.start()
         self._writer.start()
         for inp in self.inputs:
             inp.start()
@@ -293,6 +301,8 @@ class Service:
             inp.join(max(0.1, deadline - time.monotonic()))
         self.queue.put(None)
         self._writer.join(max(1.0, deadline - time.monotonic()))
+        if self.automation is not None:
+            self.automation.stop(max(1.0, deadline - time.monotonic()))
         if self._server is not None:
             self._server.close()
         log.info("stopped")
@@ -407,6 +417,11 @@ def build_inputs(config: Config, store: Store) -> list[tuple[str, str, SourceFac
                       _drop_factory(store, directory, ["*.pcap", "*.pcapng", "*.cap"],
                                     _pcap_reader(batch_size))))
 
+    watch = config.section("detection.yara").get("watch") or {}
+    if watch.get("paths"):
+        specs.append((f"yara-watch:{','.join(watch['paths'])}", "yara-watch",
+                      _yara_watch_factory(config, watch)))
+
     for item in inputs_cfg.get("capture") or []:
         from collectors.network.source import LiveCaptureSource
 
@@ -415,6 +430,18 @@ def build_inputs(config: Config, store: Store) -> list[tuple[str, str, SourceFac
 
         specs.append((f"capture:{item['iface']}", "capture", capture_factory))
     return specs
+
+
+def _yara_watch_factory(config: Config, watch: dict[str, Any]) -> SourceFactory:
+    def factory() -> Source:
+        from detection.yara.settings import open_scanner
+        from detection.yara.watch import WatchSettings, YaraWatchSource
+
+        settings = WatchSettings(poll_seconds=float(watch.get("poll_seconds", 5)),
+                                 settle_seconds=float(watch.get("settle_seconds", 0.5)),
+                                 inotify=bool(watch.get("inotify", True)))
+        return YaraWatchSource(open_scanner(config), list(watch["paths"]), settings)
+    return factory
 
 
 def _evtx_reader(batch_size: int) -> Callable[[str], Iterator[Batch]]:
@@ -448,14 +475,14 @@ _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 
 def import_input_sections() -> None:
-    """Import the modules that declare ``inputs.*`` configuration sections, so one
-    loader validates every key of ``govsoc.yml``."""
+    """Import the modules that declare configuration sections (``inputs.*``,
+    ``detection.yara``), so one loader validates every key of ``govsoc.yml``."""
     import importlib
 
     from govsoc.config import SCHEMA, register_section
 
-    for module in ("collectors.syslog", "collectors.tail"):
-        importlib.import_module(module)  # each registers its inputs.* section
+    for module in ("collectors.syslog", "collectors.tail", "detection.yara.settings"):
+        importlib.import_module(module)  # each registers its configuration section
     known = SCHEMA["properties"]["inputs"].get("properties", {})
     if "evtx_drop" not in known:
         register_section("inputs.evtx_drop", _STRINGS, [])

@@ -50,6 +50,20 @@ rule GOVSOC_Webshell_PHP_Dynamic_Call_On_Input
         GOVSOC_PHP_File and filesize < 200KB and any of them
 }
 
+rule GOVSOC_Webshell_PHP_Command_Exec_On_Input
+{
+    meta:
+        description = "PHP passes request input straight to a command or code runner (system($_GET[...]), eval($_POST[...]), backticks): the one-line shell most often dropped on portals"
+        author = "govsoc"
+        severity = "critical"
+        mitre_attack = "T1505.003"
+    strings:
+        $exec = /\b(system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert)\s*\(\s*@?((base64_decode|stripslashes|trim|urldecode|rawurldecode|str_rot13|gzinflate)\s*\(\s*)?@?\$_(POST|GET|REQUEST|COOKIE|SERVER)\s*\[/ nocase
+        $backtick = /`\s*\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
+    condition:
+        GOVSOC_PHP_File and filesize < 500KB and any of them
+}
+
 rule GOVSOC_Webshell_PHP_Variable_Variables_From_Input
 {
     meta:

@@ -169,3 +169,47 @@ def test_sigterm_stops_the_process_cleanly(tmp_path):
             proc.kill()
     assert proc.returncode == 0, out
     assert "stopped: stored 3" in out
+
+
+def test_watched_web_root_raises_yara_alert_and_sigma_alerts_flow(tmp_path):
+    """A webshell written into a watched web root becomes a stored yara.match event and
+    an alert; an SSH brute force arriving over syslog raises the Sigma correlation."""
+    from store.base import AlertFilter
+
+    webroot = tmp_path / "www"
+    webroot.mkdir()
+    udp = free_port(socket.SOCK_DGRAM)
+    path = tmp_path / "govsoc.yml"
+    path.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        f"inputs:\n  syslog:\n    - {{protocol: udp, host: 127.0.0.1, port: {udp}}}\n"
+        f"detection:\n  yara:\n    watch:\n      paths: ['{webroot}']\n"
+        f"      poll_seconds: 0.2\n      settle_seconds: 0.1\n"
+        f"playbooks:\n  auto_run: false\n")
+    from govsoc.service import import_input_sections
+
+    import_input_sections()
+    config = load_config(path, env={})
+    store = SQLiteStore(config.sqlite_path)
+    service = Service(config, store, serve_console=False)
+    service.start()
+    try:
+        time.sleep(1.0)
+        (webroot / "shell.php").write_text(
+            "<?php if(isset($_REQUEST['cmd'])){ echo '<pre>'; "
+            "system($_REQUEST['cmd']); echo '</pre>'; } ?>")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(12):
+                s.sendto(f"<38>Nov 23 10:00:{i:02d} portal01 sshd[{300 + i}]: Failed password "
+                         f"for root from 45.77.12.201 port {4000 + i} ssh2".encode(),
+                         ("127.0.0.1", udp))
+        assert wait_for(lambda: len(store.list_alerts(AlertFilter(sources=["yara"])).items) >= 1,
+                        30)
+        assert wait_for(lambda: any("Brute Force" in a.rule_name
+                                    for a in store.list_alerts().items), 30)
+    finally:
+        service.stop()
+        store.close()
+    yara_alert = SQLiteStore(config.sqlite_path).list_alerts(
+        AlertFilter(sources=["yara"])).items[0]
+    assert yara_alert.fields.get("file.path", "").endswith("shell.php")

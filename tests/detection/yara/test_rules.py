@@ -9,6 +9,11 @@ from detection.yara.scanner import YaraScanner
 
 # rule: (file name, positive sample, benign sample of the same kind)
 SAMPLES: dict[str, tuple[str, str, str]] = {
+    "GOVSOC_Webshell_PHP_Command_Exec_On_Input": (
+        "cmd.php",
+        "<?php if(isset($_REQUEST['cmd'])){ echo '<pre>'; system($_REQUEST['cmd']); }?>\n",
+        "<?php\n$out = shell_exec('uptime');\n$n = intval($_GET['n'] ?? 1);\n"
+        "echo escapeshellarg($_GET['q'] ?? '');\n"),
     "GOVSOC_Webshell_PHP_Dynamic_Call_On_Input": (
         "x.php",
         "<?php\n$f = $_GET['f'];\n$f($_POST['c']);\n",
