@@ -89,8 +89,9 @@ class AddressThrottle:
 
 def throttle() -> AddressThrottle:
     """The throttle of the running console (one per app)."""
+    limit = int(current_app.config.get("SIGNIN_FAILURES_PER_ADDRESS", MAX_FAILURES_PER_ADDRESS))
     found: AddressThrottle = current_app.extensions.setdefault(
-        "govsoc.signin_throttle", AddressThrottle(MAX_FAILURES_PER_ADDRESS, ADDRESS_WINDOW))
+        "govsoc.signin_throttle", AddressThrottle(limit, ADDRESS_WINDOW))
     return found
 
 

@@ -21,33 +21,54 @@ def run(args, cwd: Path, stdin: str | None = None):
                           env=env, timeout=120)
 
 
+def cli(args, data_dir: Path, stdin: str | None = None):
+    """The govsoc command in this process (the same click group the console script runs)."""
+    from click.testing import CliRunner
+
+    from govsoc.cli import cli as group
+
+    return CliRunner().invoke(group, ["--data-dir", str(data_dir), *args], input=stdin,
+                              env={"GOVSOC_CONFIG": None})
+
+
 def test_users_add_list_set_role_disable(tmp_path):
-    assert run(["init", "--password-stdin"], tmp_path, "correct horse battery\n").returncode == 0
-    added = run(["users", "add", "lan", "--role", "analyst", "--password-stdin"], tmp_path,
+    data = tmp_path / "govsoc-data"
+    assert cli(["init", "--password-stdin"], data, "correct horse battery\n").exit_code == 0
+    added = cli(["users", "add", "lan", "--role", "analyst", "--password-stdin"], data,
                 "another long password\n")
-    assert added.returncode == 0, added.stderr
-    again = run(["users", "add", "lan", "--role", "analyst", "--password-stdin"], tmp_path,
+    assert added.exit_code == 0, added.output
+    again = cli(["users", "add", "lan", "--role", "analyst", "--password-stdin"], data,
                 "another long password\n")
-    assert again.returncode != 0 and "already exists" in again.stderr
-    short = run(["users", "add", "minh", "--role", "analyst", "--password-stdin"], tmp_path,
+    assert again.exit_code != 0 and "already exists" in again.output
+    short = cli(["users", "add", "minh", "--role", "analyst", "--password-stdin"], data,
                 "short\n")
-    assert short.returncode != 0 and "at least 10 characters" in short.stderr
-    assert run(["users", "set-role", "lan", "manager"], tmp_path).returncode == 0
-    assert run(["users", "disable", "lan"], tmp_path).returncode == 0
-    listed = run(["users", "list", "--format", "jsonl"], tmp_path)
-    users = {row["user"]["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert short.exit_code != 0 and "at least 10 characters" in short.output
+    assert cli(["users", "set-role", "lan", "manager"], data).exit_code == 0
+    assert cli(["users", "disable", "lan"], data).exit_code == 0
+    listed = cli(["users", "list", "--format", "jsonl"], data)
+    users = {row["user"]["name"]: row for row in map(json.loads, listed.output.splitlines())}
     assert users["lan"]["role"] == "manager" and users["lan"]["disabled"] is True
     assert users["admin"]["role"] == "admin"
-    assert run(["users", "set-role", "nobody", "admin"], tmp_path).returncode != 0
+    assert cli(["users", "set-role", "nobody", "admin"], data).exit_code != 0
     # the changes are in the audit trail, attributed to the command line
     from govsoc.config import load_config
     from store import open_store
     from store.base import AuditFilter
 
-    store = open_store(load_config(None, data_dir=tmp_path / "govsoc-data", env={}))
-    actions = [e.action for e in store.list_audit(AuditFilter(target_id="lan")).items]
+    store = open_store(load_config(None, data_dir=data, env={}))
+    entries = store.list_audit(AuditFilter(target_id="lan")).items
     store.close()
-    assert {"user.create", "user.role", "user.disable"} <= set(actions)
+    assert {"user.create", "user.role", "user.disable"} <= {e.action for e in entries}
+    assert all(e.actor.startswith("cli:") for e in entries)
+
+
+def test_users_add_from_a_script(tmp_path):
+    """The console script itself, with the password on stdin and no terminal."""
+    assert run(["init", "--password-stdin"], tmp_path, "correct horse battery\n").returncode == 0
+    added = run(["users", "add", "lan", "--role", "detection_engineer", "--password-stdin"],
+                tmp_path, "another long password\n")
+    assert added.returncode == 0, added.stderr
+    assert "lan" in run(["users", "list"], tmp_path).stdout
 
 
 def free_port() -> int:
