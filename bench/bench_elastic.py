@@ -7,7 +7,8 @@
    bulk helper (``elasticsearch.helpers.bulk`` / ``opensearchpy.helpers.bulk``)
    with plain ``index`` actions — what the store's idempotent ``create`` with
    sequence numbers, per-item handling and dead letters costs on top.
-2. The alert queue with ``--alerts`` (default 100,000) alerts: the first 2,000 are
+2. The alert queue with ``--alerts`` (default 100,000) alerts: the first ``--recorded``
+   (default 2,000) are
    recorded through ``record_alerts`` (alerts/s reported), the rest bulk-loaded in
    the same stored form; then ``--queries`` runs of each console query — open
    queue newest first, queue filtered by severity, page 2 by cursor, text search,
@@ -122,8 +123,8 @@ def draft(i: int) -> NewAlert:
                             "user.name": f"user{i % 90}"})
 
 
-def load_alerts(store: ElasticStore, n: int) -> float:
-    recorded = min(2000, n)
+def load_alerts(store: ElasticStore, n: int, recorded: int) -> float:
+    recorded = min(recorded, n)
     start = time.perf_counter()
     for lo in range(0, recorded, 100):
         store.record_alerts([draft(i) for i in range(lo, min(recorded, lo + 100))],
@@ -168,6 +169,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--recorded", type=int, default=2000,
+                        help="alerts recorded through record_alerts (the rest bulk-loaded)")
     parser.add_argument("--keep", action="store_true", help="keep the indices afterwards")
     opts = parser.parse_args()
     url = opts.url
@@ -187,7 +190,7 @@ def main() -> None:
               f"({peer:.1f} s)")
         print(f"  after: {heap(store)}")
 
-        rate = load_alerts(store, opts.alerts)
+        rate = load_alerts(store, opts.alerts, opts.recorded)
         print(f"record_alerts (new groups)        : {rate:>9,.0f} alerts/s; "
               f"{opts.alerts:,} alerts loaded")
         rnd = random.Random(3)

@@ -89,6 +89,7 @@ from store.base import (
     User,
 )
 from store.elastic import mappings, retention
+from store.elastic.caseless import caseless_dsl
 from store.elastic.client import ClusterError, SearchClient, quote_id
 from store.elastic.spool import Spool
 
@@ -777,12 +778,17 @@ class ElasticStore(Store):
         return Page(items, cursor)
 
     def search_dsl(self, query: Mapping[str, Any], page_size: int = 1000,
-                   limit: int | None = None) -> Iterator[Event]:
+                   limit: int | None = None, *, case_insensitive: bool = True
+                   ) -> Iterator[Event]:
         """Every event matching a query-DSL body (``{"query": ...}``), oldest first.
 
-        For hunts: the query comes from pySigma's backends, not from people.
+        For hunts: the query comes from pySigma's backends, not from people. Its
+        ``query_string`` field references go to the case-insensitive ``.ci`` twins
+        (Sigma's string matching; see caseless.py) unless ``case_insensitive`` is off.
         """
         self._ready_or_raise()
+        if case_insensitive:
+            query = caseless_dsl(query)
         after: list[Any] | None = None
         sent = 0
         while True:
