@@ -53,6 +53,8 @@ TRANSITIONS: dict[AlertStatus, tuple[AlertStatus, ...]] = {
 
 #: related events: how far around the alert to look, and how many to show per pivot
 RELATED_WINDOW = timedelta(minutes=15)
+#: the windows a person may choose on the alert page (minutes, ``?window=``)
+RELATED_WINDOWS = (5, 15, 60, 240)
 RELATED_LIMIT = 25
 #: pivots from an alert to related events: alert attribute -> event fields
 PIVOTS = (("host", ("host.name",)), ("user", ("user.name",)),
@@ -186,10 +188,18 @@ def updates() -> Any:
 
 # ---------------------------------------------------------------- one alert
 
-def _related_events(alert: Alert) -> list[dict[str, Any]]:
+def related_window() -> timedelta:
+    try:
+        minutes = int(request.args.get("window", ""))
+    except ValueError:
+        return RELATED_WINDOW
+    return timedelta(minutes=minutes) if minutes in RELATED_WINDOWS else RELATED_WINDOW
+
+
+def _related_events(alert: Alert, window: timedelta) -> list[dict[str, Any]]:
     store = get_store()
-    start = alert.first_seen - RELATED_WINDOW
-    end = alert.last_seen + RELATED_WINDOW
+    start = alert.first_seen - window
+    end = alert.last_seen + window
     own = set(alert.event_ids)
     seen: set[str] = set()
     related: list[dict[str, Any]] = []
@@ -228,7 +238,9 @@ def render_detail(alert: Alert, status: int = 200, conflict: bool = False) -> An
     flat_events = [sorted(flatten(e).items()) for e in events]
     return render_template(
         "alerts/detail.html", alert=alert, events=events, flat_events=flat_events,
-        related=_related_events(alert), history=_history(alert.id),
+        related=_related_events(alert, related_window()), history=_history(alert.id),
+        window_minutes=int(related_window().total_seconds() // 60),
+        window_choices=RELATED_WINDOWS,
         attack=attack_links(alert.tags), rule=rule_source(alert.rule_id, alert.source),
         transitions=TRANSITIONS.get(alert.status, ()), severities=list(Severity),
         users=_users_for_assignment(), matched=set(alert.matched_fields),

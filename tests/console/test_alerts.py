@@ -270,3 +270,15 @@ def test_event_search_page(analyst, store):
     bad = analyst.get("/events?field_name=x')--&field_value=1")
     assert bad.status_code == 400
     assert analyst.get("/events").status_code == 200
+
+
+def test_related_events_window_can_be_widened(analyst, store):
+    when = utcnow() - timedelta(hours=3)
+    alert = make_alert(store, when=when, fields={"host.name": "db07"})
+    store_event(store, when + timedelta(minutes=40), 800100,
+                **{"host.name": "db07", "message": "forty minutes later"})
+    assert "forty minutes later" not in analyst.get(f"/alerts/{alert.id}").get_data(
+        as_text=True)
+    wide = analyst.get(f"/alerts/{alert.id}?window=60").get_data(as_text=True)
+    assert "forty minutes later" in wide and "(±60 min)" in wide
+    assert "(±15 min)" in analyst.get(f"/alerts/{alert.id}?window=999").get_data(as_text=True)
