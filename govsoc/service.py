@@ -417,6 +417,12 @@ def build_inputs(config: Config, store: Store) -> list[tuple[str, str, SourceFac
                       _drop_factory(store, directory, ["*.pcap", "*.pcapng", "*.cap"],
                                     _pcap_reader(batch_size))))
 
+    for directory in inputs_cfg.get("winlog_drop") or []:
+        specs.append((f"winlog-drop:{directory}", "winlog-drop",
+                      _drop_factory(store, directory, ["*.json", "*.ndjson", "*.jsonl",
+                                                       "*.json.gz", "*.zip"],
+                                    _winlog_reader(batch_size))))
+
     watch = config.section("detection.yara").get("watch") or {}
     if watch.get("paths"):
         specs.append((f"yara-watch:{','.join(watch['paths'])}", "yara-watch",
@@ -449,6 +455,14 @@ def _evtx_reader(batch_size: int) -> Callable[[str], Iterator[Batch]]:
         from collectors.evtx import read_evtx
 
         return read_evtx(path, batch_size=batch_size)
+    return read
+
+
+def _winlog_reader(batch_size: int) -> Callable[[str], Iterator[Batch]]:
+    def read(path: str) -> Iterator[Batch]:
+        from collectors.winlog_json import read_winlog_json
+
+        return read_winlog_json(path, batch_size=batch_size)
     return read
 
 
@@ -487,6 +501,7 @@ def import_input_sections() -> None:
     if "evtx_drop" not in known:
         register_section("inputs.evtx_drop", _STRINGS, [])
         register_section("inputs.pcap_drop", _STRINGS, [])
+        register_section("inputs.winlog_drop", _STRINGS, [])
         register_section("inputs.capture", {"type": "array", "items": {
             "type": "object", "additionalProperties": False, "required": ["iface"],
             "properties": {"iface": {"type": "string", "minLength": 1},

@@ -1,0 +1,1 @@
+"""govsoc demo: a provincial data centre under attack, end to end."""
