@@ -68,19 +68,6 @@ def record_to_event(record: Mapping[str, Any], *, original: str | None = None,
     return enrich(winlog_event(record, original, source, position))
 
 
-def json_record_to_event(data: str | bytes, source: str = "",
-                         position: str | int = "") -> Event:
-    """:func:`record_to_event` for a record's JSON text (kept as ``event.original``)."""
-    try:
-        record = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise RecordError(f"record is not valid JSON ({exc})", source, position) from None
-    if not isinstance(record, dict):
-        raise RecordError("record is not a JSON object", source, position)
-    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    return enrich(winlog_event(record, text, source, position, reuse=True))
-
-
 class EvtxStats:
     """Counts of one file's reading, filled in while :func:`read_evtx` runs."""
 
