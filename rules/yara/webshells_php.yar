@@ -59,7 +59,9 @@ rule GOVSOC_Webshell_PHP_Command_Exec_On_Input
         mitre_attack = "T1505.003"
     strings:
         $exec = /\b(system|exec|shell_exec|passthru|popen|proc_open|pcntl_exec|eval|assert)\s*\(\s*@?((base64_decode|stripslashes|trim|urldecode|rawurldecode|str_rot13|gzinflate)\s*\(\s*)?@?\$_(POST|GET|REQUEST|COOKIE|SERVER)\s*\[/ nocase
-        $backtick = /`\s*\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
+        // backticks run a shell only in code (after =, echo, print, return or an opening
+        // parenthesis); documentation quotes `$_POST['x']` in prose and must not match
+        $backtick = /(=|echo|print|return|\()\s*`\s*\$_(POST|GET|REQUEST|COOKIE)\s*\[/ nocase
     condition:
         GOVSOC_PHP_File and filesize < 500KB and any of them
 }

@@ -150,3 +150,12 @@ def test_rules_carry_severity_and_attack_meta(builtin_compiled):
         assert rule.meta.get("severity") in ("high", "critical"), rule.identifier
         assert rule.meta.get("mitre_attack", "").startswith("T1"), rule.identifier
         assert rule.meta.get("description"), rule.identifier
+
+
+def test_backtick_shell_in_code_but_not_in_documentation(scanner):
+    rule = "GOVSOC_Webshell_PHP_Command_Exec_On_Input"
+    shell = b"<?php echo `$_GET['c']`; ?>"
+    doc = (b"<?php\n/**\n * Reads the `$_POST['action']` field sent by the form.\n */\n"
+           b"function handle() { return sanitize_key($_POST['action']); }\n")
+    assert rule in {m.rule for m in scanner.scan_payload(shell, "a.php")}
+    assert rule not in {m.rule for m in scanner.scan_payload(doc, "b.php")}
