@@ -120,7 +120,7 @@ def ingest_winlog_json(app: Any, files: tuple[str, ...], print_events: bool,
     Winlogbeat / Elastic Agent JSON, NXLog and Log Analytics rows, evtx_dump JSON,
     event XML, Sysmon for Linux syslog records.
 
-    ``govsoc ingest jsonl`` recognises the same records among other ECS lines;
+    "govsoc ingest jsonl" recognises the same records among other ECS lines;
     this command also reads archives and rejects lines that are not Windows events.
     """
     from collectors.winlog_json import read_winlog_json
