@@ -21,11 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations.base import DetectionItemTransformation
+from sigma.rule import SigmaDetectionItem
+from sigma.types import SigmaCasedString, SigmaNumber, SigmaString, SigmaTimestampPart
+
 from collectors.base import Batch
 from detection.sigma.engine import SigmaDetector
 from detection.sigma.routing import route_for
 from govsoc.errors import GovsocError
-from govsoc.events import Event, get_field
+from govsoc.events import Event, field_type, get_field
 from store.base import EventQuery, Store
 
 log = logging.getLogger("govsoc.detection.sigma")
@@ -155,6 +160,37 @@ def _datasets(detector: SigmaDetector) -> set[str]:
     return out
 
 
+@dataclass
+class CaseInsensitiveFields(DetectionItemTransformation):
+    """String tests on keyword fields go to their ``.ci`` twin (lower-case normalizer,
+    see store.elastic.mappings) with lower-cased values: Sigma compares strings
+    case-insensitively, a keyword field does not."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem) -> None:
+        name = detection_item.field
+        if not name or name.endswith(".ci") or field_type(name) != "keyword":
+            return None
+        values = detection_item.value
+        if not values or not all(
+                (isinstance(v, SigmaString) and not isinstance(v, SigmaCasedString))
+                or (isinstance(v, SigmaNumber) and not isinstance(v, SigmaTimestampPart))
+                for v in values):
+            return None
+        detection_item.field = name + ".ci"
+        detection_item.value = [v.lower() if isinstance(v, SigmaString) else v for v in values]
+        return None
+
+
+def cluster_pipeline() -> ProcessingPipeline:
+    """The mapping pipeline, then case-insensitive keyword matching for the cluster."""
+    from detection.sigma.mapping import mapping_pipeline
+
+    pipeline = mapping_pipeline()
+    pipeline.items.append(ProcessingItem(identifier="govsoc_case_insensitive",
+                                         transformation=CaseInsensitiveFields()))
+    return pipeline
+
+
 def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
                  ) -> list[tuple[int, dict[str, Any]]]:
     """Each rule as an Elasticsearch/OpenSearch query (pySigma's Lucene backend, DSL
@@ -163,7 +199,6 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
     from sigma.backends.opensearch import OpensearchLuceneBackend
 
     from detection.sigma.loader import parse_rule_text
-    from detection.sigma.mapping import mapping_pipeline
 
     backend_class: Any = OpensearchLuceneBackend if backend_name == "opensearch" \
         else LuceneBackend
@@ -178,7 +213,12 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
         for parsed in parse_rule_text(text, rule.path).rules:
             if str(parsed.id or parsed.title) != rule.rule_id:
                 continue
-            backend = backend_class(processing_pipeline=mapping_pipeline())
+            if "_regex(" in rule.source:
+                # Lucene regular expressions are anchored and lack \s, \d, look-arounds:
+                # the cluster selects the rule's route, the matcher decides
+                out.append((n, _with_route({"query": {"match_all": {}}}, detector, n)))
+                continue
+            backend = backend_class(processing_pipeline=cluster_pipeline())
             try:
                 (query,) = backend.convert_rule(parsed, "dsl_lucene")
             except Exception as exc:
