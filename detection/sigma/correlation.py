@@ -203,6 +203,11 @@ class CorrelationState:
         matches = group.matches
         ids = [m.event_id for m in matches if m.event_id][-MAX_ALERT_EVENT_IDS:]
         fields: dict[str, Any] = {f"group.{k}": v for k, v in group.values.items()}
+        # the grouped values under their ECS names too, so the alert's host, user and
+        # addresses are filled in for the queue's filters and the case's observables
+        for (_rule_id, name), target in self._fields.items():
+            if name in group.values and target not in fields:
+                fields[target] = group.values[name]
         fields["correlation.type"] = str(self.kind.name.lower())
         fields["correlation.events"] = len(matches)
         if self.value_field:
