@@ -56,3 +56,15 @@ def test_bad_environment_value_is_named():
 def test_missing_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yml", env={})
+
+
+@pytest.mark.parametrize("name", ["single-server.yml", "central-cluster.yml", "sensor.yml"])
+def test_example_configurations_are_valid(name):
+    from pathlib import Path
+
+    from govsoc.service import import_input_sections
+
+    import_input_sections()
+    path = Path(__file__).resolve().parents[2] / "deploy" / "examples" / name
+    config = load_config(path, env={})
+    assert config.get("inputs")
