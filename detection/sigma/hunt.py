@@ -36,7 +36,7 @@ from store.base import EventQuery, Store
 log = logging.getLogger("govsoc.detection.sigma")
 
 #: File name hints → log kind (see collectors.logformats.FORMATS)
-KIND_HINTS = (("auth", "auth"), ("secure", "auth"), ("audit", "auditd"),
+KIND_HINTS = (("auth", "auth"), ("secure", "auth"), ("audit", "auditd"), ("iis", "iis"),
               ("u_ex", "iis"), ("access", "access"), ("error", "apache-error"),
               ("syslog", "syslog"), ("messages", "syslog"))
 
@@ -91,11 +91,16 @@ def read_any(path: Path, kind: str | None = None) -> Iterator[Batch]:
         yield from read_log_file(str(path), kind or guess_kind(path))
 
 
+#: Files a directory walk picks up (a file named explicitly is always read).
+HUNT_SUFFIXES = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log", ".txt"})
+
+
 def expand_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sorted(p for p in path.rglob("*")
+                              if p.is_file() and p.suffix.lower() in HUNT_SUFFIXES)
         elif path.exists():
             yield path
         else:
