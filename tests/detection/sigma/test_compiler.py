@@ -232,3 +232,10 @@ def test_prefilter_never_hides_a_match() -> None:
     assert matches(d, sysmon_event(Image="C:\\ZZ.EXE"))
     assert matches(d, sysmon_event(CommandLine="xxABCDEFxx"))
     assert not matches(d, sysmon_event(CommandLine="abcde f", Image="zz.exe"))
+
+
+def test_neq_negates_the_item() -> None:
+    det = ("sel:\n    Image|endswith: '\\cmd.exe'\n    User|neq: 'NT AUTHORITY\\SYSTEM'\n"
+           "condition: sel")
+    assert one(det, Image="C:\\cmd.exe", User="CORP\\bob")
+    assert not one(det, Image="C:\\cmd.exe", User="nt authority\\system")
