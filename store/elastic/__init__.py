@@ -43,6 +43,7 @@ def connect_for_tests(engine: str, url: str | list[str], *, prefix: str,
     """A store on a test cluster under its own index prefix (no replicas)."""
     urls = [url] if isinstance(url, str) else list(url)
     client = SearchClient(engine, ConnectionSettings(urls=urls, timeout=120))
-    options: dict = {"replicas": 0, "attempts": 4, "retry_delay": 0.1}
+    # test clusters share a small heap with other suites: be patient with 429s
+    options: dict = {"replicas": 0, "attempts": 8, "retry_delay": 0.2}
     options.update(kwargs)
     return ElasticStore(client, prefix, spool_dir=spool_dir, **options)

@@ -1119,6 +1119,7 @@ class ElasticStore(Store):
         limit = max(1, min(int(limit), 1000))
         body: dict[str, Any] = {"query": self._alert_filter(flt), "size": limit + 1,
                                 "sort": [{column: order}, {"id": order}],
+                                "_source": {"excludes": ["search_text"]},
                                 "seq_no_primary_term": True, "track_total_hits": False}
         if after:
             value, last_id = _decode_cursor(after, 2)
