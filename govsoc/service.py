@@ -415,7 +415,7 @@ def build_inputs(config: Config, store: Store) -> list[tuple[str, str, SourceFac
     for directory in inputs_cfg.get("pcap_drop") or []:
         specs.append((f"pcap-drop:{directory}", "pcap-drop",
                       _drop_factory(store, directory, ["*.pcap", "*.pcapng", "*.cap"],
-                                    _pcap_reader(batch_size))))
+                                    _pcap_reader(config, batch_size))))
 
     for directory in inputs_cfg.get("winlog_drop") or []:
         specs.append((f"winlog-drop:{directory}", "winlog-drop",
@@ -432,7 +432,12 @@ def build_inputs(config: Config, store: Store) -> list[tuple[str, str, SourceFac
         from collectors.network.source import LiveCaptureSource
 
         def capture_factory(item: dict[str, Any] = item) -> Source:
-            return LiveCaptureSource(item["iface"], item.get("bpf"), batch_size=batch_size)
+            from collectors.network.settings import sensor_settings
+
+            sink, matched = _payload_sink(config)
+            return _WithPayloadMatches(LiveCaptureSource(
+                item["iface"], item.get("bpf"), batch_size=batch_size,
+                settings=sensor_settings(config), payload_sink=sink), matched)
 
         specs.append((f"capture:{item['iface']}", "capture", capture_factory))
     return specs
@@ -466,11 +471,49 @@ def _winlog_reader(batch_size: int) -> Callable[[str], Iterator[Batch]]:
     return read
 
 
-def _pcap_reader(batch_size: int) -> Callable[[str], Iterator[Batch]]:
+def _payload_sink(config: Config) -> tuple[Any, list[Any]]:
+    """A YARA sink for HTTP bodies carved from captures, and the list its
+    ``yara.match`` events are collected in (they join the capture's batches)."""
+    from detection.yara.payloads import YaraPayloadSink
+    from detection.yara.settings import open_scanner
+
+    matched: list[Any] = []
+    return YaraPayloadSink(open_scanner(config),
+                           on_match=lambda event, _alert: matched.append(event)), matched
+
+
+class _WithPayloadMatches:
+    """A capture source whose batches also carry the YARA matches of carved bodies;
+    the pipeline's YARA detector raises their alerts."""
+
+    def __init__(self, source: Any, matched: list[Any]) -> None:
+        self.source = source
+        self.matched = matched
+        self.name = source.name
+
+    def batches(self) -> Iterator[Batch]:
+        for batch in self.source.batches():
+            if self.matched:
+                batch.events.extend(self.matched)
+                self.matched.clear()
+            yield batch
+        if self.matched:
+            yield Batch(events=list(self.matched))
+            self.matched.clear()
+
+    def stop(self) -> None:
+        self.source.stop()
+
+
+def _pcap_reader(config: Config, batch_size: int) -> Callable[[str], Iterator[Batch]]:
     def read(path: str) -> Iterator[Batch]:
+        from collectors.network.settings import sensor_settings
         from collectors.network.source import PcapFileSource
 
-        return PcapFileSource(path, batch_size=batch_size).batches()
+        sink, matched = _payload_sink(config)
+        return _WithPayloadMatches(PcapFileSource(
+            path, batch_size=batch_size, settings=sensor_settings(config),
+            payload_sink=sink), matched).batches()
     return read
 
 
@@ -495,7 +538,8 @@ def import_input_sections() -> None:
 
     from govsoc.config import SCHEMA, register_section
 
-    for module in ("collectors.syslog", "collectors.tail", "detection.yara.settings"):
+    for module in ("collectors.syslog", "collectors.tail", "collectors.network.settings",
+                   "detection.yara.settings"):
         importlib.import_module(module)  # each registers its configuration section
     known = SCHEMA["properties"]["inputs"].get("properties", {})
     if "evtx_drop" not in known:

@@ -213,3 +213,40 @@ def test_watched_web_root_raises_yara_alert_and_sigma_alerts_flow(tmp_path):
     yara_alert = SQLiteStore(config.sqlite_path).list_alerts(
         AlertFilter(sources=["yara"])).items[0]
     assert yara_alert.fields.get("file.path", "").endswith("shell.php")
+
+
+def test_capture_in_drop_folder_scans_carved_bodies(tmp_path):
+    """A capture dropped into the pcap folder is read once; an HTTP body carrying a
+    webshell is carved, scanned by YARA and raised like any other alert."""
+    from datetime import UTC, datetime
+
+    from govsoc.demo.scenario import _Builder, write_capture
+    from store.base import AlertFilter
+
+    shell = (b"<?php if(isset($_REQUEST['cmd'])){ system($_REQUEST['cmd']); } ?>\n")
+    builder = _Builder(7)
+    builder.tcp_session(datetime(2026, 11, 20, 3, 0, tzinfo=UTC), "10.10.30.9",
+                        "198.51.100.66", 80,
+                        b"GET /s.php.txt HTTP/1.1\r\nHost: paste.example\r\n\r\n",
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                        + str(len(shell)).encode() + b"\r\n\r\n" + shell)
+    drop = tmp_path / "pcap"
+    drop.mkdir()
+    path = tmp_path / "govsoc.yml"
+    path.write_text(f"data_dir: {tmp_path / 'data'}\ninputs:\n  pcap_drop: ['{drop}']\n"
+                    "playbooks:\n  auto_run: false\n")
+    from govsoc.service import import_input_sections
+
+    import_input_sections()
+    config = load_config(path, env={})
+    store = SQLiteStore(config.sqlite_path)
+    service = Service(config, store, serve_console=False)
+    service.start()
+    try:
+        write_capture(tmp_path / "x.pcap", builder.s.packets)
+        (tmp_path / "x.pcap").rename(drop / "x.pcap")
+        assert wait_for(lambda: store.list_alerts(AlertFilter(sources=["yara"])).items, 40)
+        assert store.count_events(EventQuery(datasets=["network.http"])) == 1
+    finally:
+        service.stop()
+        store.close()
