@@ -149,3 +149,18 @@ def dead_letters() -> Any:
         if page.next_cursor else None
     return render_template("admin/dead_letters.html", page=page, total=store.count_dead_letters(),
                            preview=preview, next_url=next_url, source=source or "")
+
+
+@bp.route("/sensors")
+@requires(Permission.SENSORS_VIEW)
+def sensors() -> Any:
+    """The service's inputs (state, restarts, last error, records), its queue and
+    pipeline figures, and every collector checkpoint kept in the store."""
+    from flask import current_app
+
+    store = get_store()
+    service = current_app.extensions.get("govsoc_service")
+    health = service.health()[1] if service is not None else None
+    checkpoints = sorted(store.list_checkpoints().items())
+    return render_template("admin/sensors.html", health=health, checkpoints=checkpoints,
+                           dead_letters=store.count_dead_letters())

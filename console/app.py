@@ -197,6 +197,7 @@ NAV: list[tuple[str, Any, Permission]] = [
     ("admin.users", _l("Users"), Permission.USERS_MANAGE),
     ("admin.audit_log", _l("Audit log"), Permission.AUDIT_VIEW),
     ("admin.dead_letters", _l("Dead letters"), Permission.DEADLETTERS_VIEW),
+    ("admin.sensors", _l("Sensors"), Permission.SENSORS_VIEW),
 ]
 
 

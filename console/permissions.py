@@ -39,6 +39,8 @@ class Permission(StrEnum):
     TOKENS_OWN = "tokens.own"
     PLAYBOOKS_RUN = "playbooks.run"
     REPORTS_VIEW = "reports.view"
+    #: the service's inputs, queues and checkpoints (the sensors page)
+    SENSORS_VIEW = "sensors.view"
 
 
 _ANALYST = {
@@ -51,13 +53,13 @@ _DETECTION_ENGINEER = {
     Permission.DASHBOARD_VIEW, Permission.ALERTS_VIEW, Permission.ALERTS_TRIAGE,
     Permission.ALERTS_SUPPRESS, Permission.CASES_VIEW, Permission.EVENTS_SEARCH,
     Permission.RULES_VIEW, Permission.RULES_EDIT, Permission.DEADLETTERS_VIEW,
-    Permission.TOKENS_OWN,
+    Permission.TOKENS_OWN, Permission.SENSORS_VIEW,
 }
 # managers read everything operational and the audit trail, and change nothing in triage
 _MANAGER = {
     Permission.DASHBOARD_VIEW, Permission.ALERTS_VIEW, Permission.CASES_VIEW,
     Permission.EVENTS_SEARCH, Permission.RULES_VIEW, Permission.AUDIT_VIEW,
-    Permission.REPORTS_VIEW, Permission.TOKENS_OWN,
+    Permission.REPORTS_VIEW, Permission.TOKENS_OWN, Permission.SENSORS_VIEW,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
