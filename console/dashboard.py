@@ -23,7 +23,14 @@ from console.app import get_store
 from console.i18n import show_time
 from console.permissions import Permission, requires
 from govsoc.events import utcnow
-from store.base import AlertFilter, AlertStatus, CaseFilter, CaseStatus, Severity
+from store.base import (
+    OPEN_ALERT_STATUSES,
+    AlertFilter,
+    AlertStatus,
+    CaseFilter,
+    CaseStatus,
+    Severity,
+)
 
 bp = Blueprint("dashboard", __name__)
 
@@ -123,8 +130,24 @@ def store_figures(range_name: str) -> dict[str, Any]:
         "open_cases": store.list_cases(
             CaseFilter(statuses=[CaseStatus.OPEN, CaseStatus.IN_PROGRESS]), limit=10),
         "response_minutes": response_times(flt),
+        "sla_breaches": _sla_breaches(),
         "computed_at": utcnow(),
     }
+
+
+#: How many of the newest open alerts the SLA tile looks at.
+SLA_SAMPLE = 1000
+
+
+def _sla_breaches() -> dict[str, Any]:
+    """Open alerts past their time to acknowledge or to resolve (the newest
+    :data:`SLA_SAMPLE` open alerts; ``complete`` says whether that was all of them)."""
+    from console.reports import sla_clock
+
+    page = get_store().list_alerts(AlertFilter(statuses=list(OPEN_ALERT_STATUSES)),
+                                   sort="created_at", limit=SLA_SAMPLE)
+    breached = sum(1 for alert in page.items if sla_clock(alert).breached)
+    return {"count": breached, "complete": page.next_cursor is None}
 
 
 def dashboard_data(range_name: str) -> dict[str, Any]:
@@ -149,6 +172,7 @@ def dashboard_data(range_name: str) -> dict[str, Any]:
              "status": str(c.status), "url": url_for("cases.detail", case_id=c.id)}
             for c in open_cases.items]},
         "response_minutes": figures["response_minutes"],
+        "sla_breaches": figures["sla_breaches"],
         "labels": {
             "alerts": _("Alerts"),
             "status": {s.value: status_label(s.value) for s in AlertStatus},

@@ -117,3 +117,18 @@ def test_queue_skips_status_counts_for_free_text(analyst, store):
     page = analyst.get("/alerts?status=&q=Needle").get_data(as_text=True)
     assert "Needle in the queue" in page
     assert 'data-testid="count-new">…<' in page
+
+
+def test_sla_breaches_flagged_on_queue_and_dashboard(config, store, login):
+    # a critical alert must be acknowledged at once here: every open one is past its SLA
+    config.values["playbooks"].setdefault("sla", {})["critical"] = {
+        "acknowledge_minutes": 0, "resolve_minutes": 0}
+    late = make_alert(store, rule_name="Old critical thing", severity=Severity.CRITICAL)
+    make_alert(store, rule_id="rule-2", rule_name="Fresh low thing", severity=Severity.LOW)
+    session = login("root")
+    queue = session.get("/alerts").get_data(as_text=True)
+    row = queue.split(f'data-alert-id="{late.id}"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-testid="sla-breach"' in row
+    assert queue.count('data-testid="sla-breach"') == 1
+    dashboard = session.get("/").get_data(as_text=True)
+    assert re.search(r'data-testid="sla-breaches"><a[^>]*>1<', dashboard)
