@@ -187,7 +187,22 @@ def _start(engine: str, nodes: int, port: int, heap: str, fresh: bool, timeout: 
         )
     if proc.returncode != 0:
         raise _failed(args, proc)
+    STARTED.add((engine, nodes, port))
     return proc.stdout.strip().splitlines()[-1]
+
+
+#: Clusters this process started; the suite stops them when it ends (tests/conftest.py).
+STARTED: set[tuple[str, int, int]] = set()
+
+
+def stop_started_clusters() -> None:
+    """Stop every cluster this process started and did not stop."""
+    for engine, nodes, port in sorted(STARTED):
+        try:
+            stop_cluster(engine, nodes, port)
+        except Exception as exc:  # reported; the others still stop
+            print(f"stopping {engine} ({nodes} node(s), port {port}) failed: {exc}")
+    STARTED.clear()
 
 
 def stop_cluster(
@@ -198,6 +213,7 @@ def stop_cluster(
     port = port or default_port(engine)
     if not (state_dir(engine, nodes, port) / "cluster.env").exists():
         return
+    STARTED.discard((engine, nodes, port))
     proc = _run(["stop"], engine, nodes, port, timeout)
     if proc.returncode != 0:
         raise _failed(["stop"], proc)

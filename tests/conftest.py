@@ -50,3 +50,12 @@ def artifacts() -> Path:
     """Directory for screenshots and other test artefacts kept after the run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Clusters the suite started are stopped when it ends (none are left running)."""
+    import sys
+
+    cluster = sys.modules.get("tests.cluster")
+    if cluster is not None:
+        cluster.stop_started_clusters()
