@@ -223,3 +223,25 @@ def test_retention_sweep_deletes_whole_expired_periods(store):
     # a period ends with its last day: not yet expired the day before
     assert store.sweep_retention(now=datetime(2026, 11, 30, tzinfo=UTC) +
                                  timedelta(days=store.retention_days - 1)) == []
+
+
+def test_open_store_from_config_and_environment(engine, url, tmp_path):
+    from govsoc.config import load_config
+    from store import open_store
+
+    prefix = new_prefix()
+    config_file = tmp_path / "govsoc.yml"
+    config_file.write_text(f"store:\n  index_prefix: {prefix}\n  replicas: 0\n"
+                           "  index_period: day\n", encoding="utf-8")
+    config = load_config(config_file, data_dir=str(tmp_path / "data"), env={
+        "GOVSOC_STORE_ENGINE": engine, "GOVSOC_STORE_URL": url})
+    s = open_store(config)
+    try:
+        assert s.engine == engine and s.prefix == prefix
+        event = next(synth(0, 1, "config.test"))
+        assert s.insert_events([event]).stored == 1
+        assert s.event_index(event) == f"{prefix}-events-config.test-2026.11.20"
+        assert s.spool.directory == tmp_path / "data" / "spool"
+    finally:
+        s.drop_all()
+        s.close()
