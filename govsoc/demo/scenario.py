@@ -425,7 +425,8 @@ def build(seed: int = 20261120) -> Scenario:
 #: What the story must raise: (stage, rule name fragment, minimum severity).
 EXPECTED_ALERTS: list[tuple[str, str, str]] = [
     ("reconnaissance", "Port Scan", "medium"),
-    ("ssh brute force", "SSH Brute Force", "medium"),
+    ("ssh brute force", "SSH Brute Force - Many Failed", "medium"),
+    ("ssh login after the brute force", "Followed by a Successful Login", "high"),
     ("webshell upload", "Webshell Upload", "high"),
     ("webshell file", "GOVSOC_Webshell_ASPX", "high"),
     ("webshell use", "Webshell Execution", "high"),

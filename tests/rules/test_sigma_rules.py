@@ -119,12 +119,13 @@ def ssh(action: str, src: str, at: datetime) -> dict:
               event__action=action, process__name="sshd")
 
 
-def test_ssh_brute_force(detector):
+def test_ssh_brute_force_then_success(detector):
     events = [ssh("ssh_login_failed", "45.77.12.201", T0 + timedelta(seconds=2 * i))
               for i in range(12)]
     events.append(ssh("ssh_login", "45.77.12.201", T0 + timedelta(minutes=3)))
     names = fired(detector, events)
-    assert names == ["SSH Brute Force - Many Failed Logins From One Source"]
+    assert names == ["SSH Brute Force - Many Failed Logins From One Source",
+                     "SSH Brute Force Followed by a Successful Login"]
 
 
 def test_few_ssh_failures_and_admin_login_are_quiet(detector):
