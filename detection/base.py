@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from govsoc.events import Event
@@ -24,4 +24,8 @@ class Detector(Protocol):
 
     def set_suppressions(self, suppressions: Sequence[Suppression]) -> None:
         """Replace the suppressions (rule + field=value) the detector honours."""
+        ...
+
+    def set_disabled_rules(self, rule_ids: Iterable[str]) -> None:
+        """Replace the set of rules switched off (they raise nothing)."""
         ...

@@ -24,6 +24,11 @@ from store.base import Alert, InsertResult, NewAlert, Store
 
 log = logging.getLogger("govsoc.pipeline")
 
+#: Store settings the console writes and detection reads: rule ids switched off, and
+#: rules uploaded in the console ({id: {"language": "sigma"|"yara", "text": ...}}).
+DISABLED_RULES_KEY = "rules.disabled"
+CUSTOM_RULES_KEY = "rules.custom"
+
 
 @dataclass
 class IngestStats:
@@ -66,11 +71,15 @@ class Pipeline:
         self.validate = validate
         self.stats = IngestStats()
 
-    def refresh_suppressions(self) -> None:
-        """Reload suppressions from the store into every detector."""
+    def refresh_rule_state(self) -> None:
+        """Reload from the store what analysts and engineers changed in the console:
+        suppressions, and the rules switched off (setting ``rules.disabled``)."""
         suppressions = self.store.list_suppressions()
+        disabled = self.store.get_setting(DISABLED_RULES_KEY)
+        disabled_ids = [str(r) for r in disabled] if isinstance(disabled, list) else []
         for detector in self.detectors:
             detector.set_suppressions(suppressions)
+            detector.set_disabled_rules(disabled_ids)
 
     def _validated(self, events: Iterable[Event], rejected: list[DeadLetter]) -> list[Event]:
         if not self.validate:
@@ -165,7 +174,16 @@ def build_detectors(config: Config, store: Store) -> list[Detector]:
     from detection.sigma.engine import build_sigma_detector
     from detection.yara.detector import YaraMatchDetector
 
-    return [build_sigma_detector(config), YaraMatchDetector()]
+    return [build_sigma_detector(config, custom_sigma_texts(store)), YaraMatchDetector()]
+
+
+def custom_sigma_texts(store: Store) -> list[str]:
+    """The Sigma rules uploaded in the console."""
+    uploads = store.get_setting(CUSTOM_RULES_KEY)
+    if not isinstance(uploads, dict):
+        return []
+    return [str(item.get("text", "")) for item in uploads.values()
+            if isinstance(item, dict) and item.get("language") == "sigma"]
 
 
 def build_pipeline(config: Config, store: Store, *, detect: bool = True) -> Pipeline:
@@ -176,5 +194,5 @@ def build_pipeline(config: Config, store: Store, *, detect: bool = True) -> Pipe
                         alert_window=timedelta(seconds=int(
                             config.get("detection.alert_window_seconds", 3600))))
     if detectors:
-        pipeline.refresh_suppressions()
+        pipeline.refresh_rule_state()
     return pipeline

@@ -35,6 +35,9 @@ log = logging.getLogger("govsoc.service")
 
 #: Batches waiting for the store; inputs block when it is full (back-pressure).
 QUEUE_BATCHES = 64
+#: How often the console's rule changes (suppressions, disabled and uploaded rules)
+#: are read from the store.
+RULE_STATE_SECONDS = 30.0
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 
@@ -230,6 +233,9 @@ class Service:
         self._server_thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self._suppressions_at = 0.0
+        from govsoc.pipeline import custom_sigma_texts
+
+        self._custom_rules = custom_sigma_texts(store)
         self.automation: Any = None
         if config.get("playbooks.auto_run", True):
             from playbooks.automation import PlaybookAutomation
@@ -266,8 +272,8 @@ class Service:
             delay = BACKOFF_FIRST
             while True:
                 try:
-                    if time.monotonic() - self._suppressions_at > 30:
-                        self.pipeline.refresh_suppressions()
+                    if time.monotonic() - self._suppressions_at > RULE_STATE_SECONDS:
+                        self._refresh_rules()
                         self._suppressions_at = time.monotonic()
                     result = self.pipeline.submit(batch)
                     self.stored_by_input[name] = self.stored_by_input.get(name, 0) + \
@@ -287,6 +293,18 @@ class Service:
         except GovsocError as exc:
             log.error("flushing detection state failed: %s", exc)
         self._writer_alive = False
+
+    def _refresh_rules(self) -> None:
+        """Suppressions and disabled rules at once; the detectors rebuilt when the
+        rules uploaded in the console changed (windowed correlation state restarts)."""
+        from govsoc.pipeline import build_detectors, custom_sigma_texts
+
+        uploads = custom_sigma_texts(self.store)
+        if uploads != self._custom_rules and self.pipeline.detectors:
+            log.info("rules uploaded in the console changed: rebuilding the detectors")
+            self.pipeline.detectors = build_detectors(self.config, self.store)
+        self._custom_rules = uploads
+        self.pipeline.refresh_rule_state()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop inputs, drain the queue into the store, stop the web server."""

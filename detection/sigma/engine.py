@@ -104,6 +104,8 @@ class SigmaDetector:
         used = {f for r in self.rules for f in r.fields}
         self.skip = frozenset(f for f in BULKY_FIELDS if f not in used)
         self.suppressions: dict[str, list[tuple[str, str, datetime | None]]] = {}
+        #: rule ids switched off in the console (store setting ``rules.disabled``)
+        self.disabled: frozenset[str] = frozenset()
         self.errors = 0
         self.correlator: Any = None
         if correlate and ruleset.correlations:
@@ -194,8 +196,11 @@ class SigmaDetector:
             flat: dict[str, Any] | None = None
             for n in hits:
                 rule = self.rules[n]
+                if rule.rule_id in self.disabled:
+                    continue
                 if self.correlator is not None:
-                    alerts.extend(self.correlator.observe(rule, event))
+                    alerts.extend(a for a in self.correlator.observe(rule, event)
+                                  if a.rule_id not in self.disabled)
                 if not rule.generate:
                     continue
                 if flat is None:
@@ -208,7 +213,11 @@ class SigmaDetector:
     def flush(self) -> list[NewAlert]:
         if self.correlator is None:
             return []
-        return list(self.correlator.flush())
+        return [a for a in self.correlator.flush() if a.rule_id not in self.disabled]
+
+    def set_disabled_rules(self, rule_ids: Iterable[str]) -> None:
+        """Rules switched off: they raise nothing and feed no correlation."""
+        self.disabled = frozenset(str(r) for r in rule_ids)
 
     def set_suppressions(self, suppressions: Sequence[Suppression]) -> None:
         table: dict[str, list[tuple[str, str, datetime | None]]] = {}
@@ -267,9 +276,23 @@ class SigmaDetector:
         return cls(ruleset)
 
 
-def build_sigma_detector(config: Any) -> SigmaDetector:
+def build_sigma_detector(config: Any, custom_texts: Sequence[str] = ()) -> SigmaDetector:
     """The streaming detector for ``detection.sigma_rules`` ("builtin" = ``rules/sigma``),
-    its compiled rules cached under the data directory."""
+    its compiled rules cached under the data directory, plus rules uploaded in the
+    console (``custom_texts``; an upload with a file rule's id replaces it)."""
+    from detection.sigma.ruleset import compile_texts, load_ruleset
+
     paths = list(config.get("detection.sigma_rules", ["builtin"]) or [])
-    cache = config.data_path("cache/sigma")
-    return SigmaDetector.from_paths(paths, cache_dir=str(cache))
+    ruleset = load_ruleset(paths, cache_dir=str(config.data_path("cache/sigma")))
+    if custom_texts:
+        uploaded = compile_texts(list(custom_texts))
+        replaced = {r.rule_id for r in uploaded.rules} | {
+            str(c.id) for c in uploaded.correlations}
+        ruleset.rules = [r for r in ruleset.rules if r.rule_id not in replaced] + uploaded.rules
+        ruleset.correlations = [c for c in ruleset.correlations
+                                if str(c.id) not in replaced] + uploaded.correlations
+        ruleset.problems.extend(uploaded.problems)
+    for problem in ruleset.problems:
+        if problem.severity == "error":
+            log.warning("%s", problem)
+    return SigmaDetector(ruleset)
