@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
         "spool_dir": "spool",
         "spool_max_mb": 1024,
         "retention_days": 90,
-        # event indices per dataset and "month" or "day"; shards/replicas of every index
+        # event indices per dataset and "month", "day" or "year"; shards/replicas of every index
         "index_period": "month",
         "shards": 1,
         "replicas": 1,
@@ -105,7 +105,7 @@ SCHEMA: dict[str, Any] = {
                 "spool_dir": {"type": "string"},
                 "spool_max_mb": {"type": "integer", "minimum": 1},
                 "retention_days": {"type": "integer", "minimum": 1},
-                "index_period": {"enum": ["day", "month"]},
+                "index_period": {"enum": ["day", "month", "year"]},
                 "shards": {"type": "integer", "minimum": 1, "maximum": 64},
                 "replicas": {"type": "integer", "minimum": 0, "maximum": 8},
                 "refresh_interval": {"type": "string", "pattern": "^(-1|[0-9]+(ms|s|m))$"},

@@ -1,7 +1,7 @@
 """Retention of event indices: ILM on Elasticsearch, ISM on OpenSearch, and a sweeper.
 
 Event indices are named by the period of their events' ``@timestamp``
-(``P-events-<dataset>-YYYY.MM[.DD]``), so an index whose whole period is older than
+(``P-events-<dataset>-YYYY[.MM[.DD]]``), so an index whose whole period is older than
 ``store.retention_days`` can go as a whole — no delete-by-query, no scripts.
 
 - :func:`install_policy` installs a lifecycle policy that deletes an event index
@@ -28,7 +28,7 @@ from store.elastic.client import ClusterError, SearchClient, quote_id
 
 log = logging.getLogger("govsoc.store.elastic")
 
-_PERIOD = re.compile(r"-(\d{4})\.(\d{2})(?:\.(\d{2}))?$")
+_PERIOD = re.compile(r"-(\d{4})(?:\.(\d{2})(?:\.(\d{2}))?)?$")
 
 
 def policy_name(prefix: str) -> str:
@@ -91,7 +91,10 @@ def period_end(index: str) -> datetime | None:
     match = _PERIOD.search(index)
     if not match:
         return None
-    year, month, day = int(match.group(1)), int(match.group(2)), match.group(3)
+    year = int(match.group(1))
+    if match.group(2) is None:
+        return datetime(year + 1, 1, 1, tzinfo=UTC)
+    month, day = int(match.group(2)), match.group(3)
     if not 1 <= month <= 12:
         return None
     if day is not None:

@@ -249,8 +249,8 @@ class ElasticStore(Store):
                  spool_max_bytes: int = 1 << 30, retention_days: int = 90,
                  attempts: int = 5, retry_delay: float = 0.2, max_retry_delay: float = 5.0,
                  batch_bytes: int = BULK_MAX_BYTES) -> None:
-        if index_period not in ("day", "month"):
-            raise ValueError("index_period must be 'day' or 'month'")
+        if index_period not in ("day", "month", "year"):
+            raise ValueError("index_period must be 'day', 'month' or 'year'")
         self.client = client
         self.engine = client.engine
         self.prefix = prefix
@@ -447,8 +447,8 @@ class ElasticStore(Store):
                 stamp = _iso(timestamp_micros(stamp))
             except (ValueError, OverflowError, OSError):
                 stamp = "1970-01-01"
-        period = stamp[:7].replace("-", ".") if self.index_period == "month" \
-            else stamp[:10].replace("-", ".")
+        width = {"year": 4, "month": 7, "day": 10}[self.index_period]
+        period = stamp[:width].replace("-", ".")
         return f"{self.prefix}-events-{name}-{period}"
 
     def insert_events(self, events: Sequence[Event]) -> InsertResult:
@@ -777,12 +777,13 @@ class ElasticStore(Store):
             cursor = _encode_cursor(*hits[limit - 1]["sort"])
         return Page(items, cursor)
 
-    def search_dsl(self, query: Mapping[str, Any], page_size: int = 1000,
+    def search_dsl(self, query: Mapping[str, Any], page_size: int = 100,
                    limit: int | None = None, *, case_insensitive: bool = True
                    ) -> Iterator[Event]:
         """Every event matching a query-DSL body (``{"query": ...}``), oldest first.
 
-        For hunts: the query comes from pySigma's backends, not from people. Its
+        For hunts: the query comes from pySigma's backends, not from people. Pages
+        are small because stored events can be large (script blocks, raw XML). Its
         ``query_string`` field references go to the case-insensitive ``.ci`` twins
         (Sigma's string matching; see caseless.py) unless ``case_insensitive`` is off.
         """
