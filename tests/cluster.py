@@ -127,7 +127,7 @@ def ensure_cluster(
     nodes: int = 1,
     port: int | None = None,
     *,
-    heap: str = "512m",
+    heap: str = "1g",
     fresh: bool = False,
     timeout: float = 600.0,
 ) -> str:
