@@ -40,8 +40,10 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(sock.getsockname()[1])
 
 
-def demo_config(root: Path, console_port: int, udp_port: int, tcp_port: int) -> Config:
-    """The ``govsoc.yml`` of the demo data centre, written under ``root``."""
+def demo_config(root: Path, console_port: int, udp_port: int, tcp_port: int,
+                store_yaml: str = "") -> Config:
+    """The ``govsoc.yml`` of the demo data centre, written under ``root``;
+    ``store_yaml`` replaces the store section (the search cluster instead of SQLite)."""
     from govsoc.service import import_input_sections
 
     import_input_sections()
@@ -67,7 +69,7 @@ detection:
 console:
   host: 127.0.0.1
   port: {console_port}
-"""
+{store_yaml}"""
     path = root / "govsoc.yml"
     path.write_text(text, encoding="utf-8")
     return load_config(path, env={})
@@ -155,7 +157,8 @@ def evaluate(store: Store) -> DemoResult:
 
 
 def run_demo(root: Path, *, console_port: int | None = None, serve: bool = True,
-             progress: Callable[[str], None] = print, timeout: float = 600) -> DemoResult:
+             progress: Callable[[str], None] = print, timeout: float = 600,
+             store_yaml: str = "") -> DemoResult:
     """Build the scenario, run it through ``govsoc run``'s service, report the outcome."""
     from govsoc.service import Service
     from store import open_store
@@ -163,7 +166,7 @@ def run_demo(root: Path, *, console_port: int | None = None, serve: bool = True,
     root.mkdir(parents=True, exist_ok=True)
     port = console_port or 8080
     udp_port, tcp_port = free_port(socket.SOCK_DGRAM), free_port()
-    config = demo_config(root, port, udp_port, tcp_port)
+    config = demo_config(root, port, udp_port, tcp_port, store_yaml)
     progress("building the scenario (scapy traffic, syslog, web and Windows logs)…")
     scenario = build()
     files = scenario.write(root / "scenario")

@@ -81,3 +81,30 @@ def test_console_after_the_demo_shows_the_story(tmp_path, artifacts):
     finally:
         service.stop()
         service.store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_demo_story_on_the_search_cluster(tmp_path):
+    """The same story through the same service, stored in a real OpenSearch node."""
+    import uuid
+
+    from tests.cluster import ClusterUnavailable, ensure_cluster
+
+    try:
+        url = ensure_cluster("opensearch")
+    except ClusterUnavailable as exc:
+        pytest.skip(exc.reason)
+    prefix = f"demo{uuid.uuid4().hex[:8]}"
+    store_yaml = (f"store:\n  engine: opensearch\n  url: {url}\n  index_prefix: {prefix}\n"
+                  f"  replicas: 0\n")
+    result = run_demo(tmp_path / "demo", serve=False, progress=lambda _: None,
+                      store_yaml=store_yaml)
+    try:
+        assert result.missing == []
+        assert result.background_noise == []
+        assert result.cases >= 1
+    finally:
+        from store.elastic import connect_for_tests
+
+        connect_for_tests("opensearch", url, prefix=prefix).drop_all()
