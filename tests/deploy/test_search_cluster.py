@@ -30,7 +30,8 @@ def _get(url: str) -> dict:
 
 def test_health_over_plain_http(opensearch_url):
     assert opensearch_url.startswith("http://127.0.0.1:")
-    health = _get(opensearch_url + "/_cluster/health")
+    # shards of indices created a moment ago may still be allocating: wait, bounded
+    health = _get(opensearch_url + "/_cluster/health?wait_for_status=yellow&timeout=60s")
     assert health["status"] in ("yellow", "green")
     assert health["number_of_nodes"] == 1
     root = _get(opensearch_url + "/")
