@@ -75,8 +75,7 @@ class Pipeline:
         """Reload from the store what analysts and engineers changed in the console:
         suppressions, and the rules switched off (setting ``rules.disabled``)."""
         suppressions = self.store.list_suppressions()
-        disabled = self.store.get_setting(DISABLED_RULES_KEY)
-        disabled_ids = [str(r) for r in disabled] if isinstance(disabled, list) else []
+        disabled_ids = disabled_rule_ids(self.store)
         for detector in self.detectors:
             detector.set_suppressions(suppressions)
             detector.set_disabled_rules(disabled_ids)
@@ -175,6 +174,12 @@ def build_detectors(config: Config, store: Store) -> list[Detector]:
     from detection.yara.detector import YaraMatchDetector
 
     return [build_sigma_detector(config, custom_sigma_texts(store)), YaraMatchDetector()]
+
+
+def disabled_rule_ids(store: Store) -> list[str]:
+    """The rules switched off in the console."""
+    disabled = store.get_setting(DISABLED_RULES_KEY)
+    return [str(r) for r in disabled] if isinstance(disabled, list) else []
 
 
 def custom_sigma_texts(store: Store) -> list[str]:

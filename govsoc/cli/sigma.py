@@ -194,10 +194,17 @@ def detect(app: Any, follow: bool, from_start: bool, interval: float) -> None:
     from datetime import timedelta
 
     from detection.sigma.engine import build_sigma_detector
+    from govsoc.pipeline import custom_sigma_texts, disabled_rule_ids
 
     store = app.store
-    detector = build_sigma_detector(app.config)
-    detector.set_suppressions(store.list_suppressions())
+    detector = build_sigma_detector(app.config, custom_sigma_texts(store))
+
+    def refresh_rule_state() -> None:
+        # what the console changed: suppressions and the rules switched off
+        detector.set_suppressions(store.list_suppressions())
+        detector.set_disabled_rules(disabled_rule_ids(store))
+
+    refresh_rule_state()
     window = timedelta(seconds=int(app.config.get("detection.alert_window_seconds", 3600)))
     state = None if from_start else store.get_checkpoint(DETECT_CHECKPOINT)
     cursor = state.get("cursor") if state else None
@@ -213,7 +220,7 @@ def detect(app: Any, follow: bool, from_start: bool, interval: float) -> None:
                 continue
             if not follow:
                 break
-            detector.set_suppressions(store.list_suppressions())
+            refresh_rule_state()
             time.sleep(interval)
     except KeyboardInterrupt:
         pass
