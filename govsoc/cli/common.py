@@ -4,11 +4,10 @@ progress display and the ingest summary."""
 from __future__ import annotations
 
 import csv
-import io
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,17 +196,13 @@ def summary_lines(stats: Any, elapsed: float) -> list[str]:
     return lines
 
 
-def file_size(path: str) -> int | None:
+def file_size(path: str | os.PathLike[str]) -> int:
+    """Size of a file for progress display; 0 when it cannot be read (the reader
+    reports why)."""
     try:
         return os.path.getsize(path)
     except OSError:
-        return None
-
-
-def jsonl_lines(text: str) -> Iterator[dict[str, Any]]:
-    for line in io.StringIO(text):
-        if line.strip():
-            yield orjson.loads(line)
+        return 0
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

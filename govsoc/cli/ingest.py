@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 import click
 
 from collectors.base import Batch
-from govsoc.cli.common import Progress, pass_app, summary_lines
+from govsoc.cli.common import Progress, file_size, pass_app, summary_lines
 from govsoc.errors import GovsocError
 from govsoc.events import DeadLetter
 
@@ -71,19 +71,10 @@ def ingest_jsonl(app, files: tuple[str, ...], no_detect: bool) -> int:
 
     batch_size = int(app.config.get("ingest.batch_size"))
     max_line = int(app.config.get("ingest.max_line_bytes"))
-    total = sum(_size(f) for f in files)
+    total = sum(file_size(f) for f in files)
     return run_ingest(app, "jsonl", file_batches(
         files, lambda p: read_jsonl(p, batch_size, max_line), "JSON lines"),
         detect=not no_detect, total_bytes=total or None)
-
-
-def _size(path: str) -> int:
-    import os
-
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 COMMANDS = [ingest]

@@ -11,7 +11,6 @@ with YARA (``--yara``, with the configured rules plus any ``--yara-rules``).
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ import click
 
 import collectors.network.settings  # registers inputs.network before the config loads
 from collectors.base import Batch
-from govsoc.cli.common import pass_app
+from govsoc.cli.common import file_size, pass_app
 from govsoc.cli.ingest import run_ingest
 
 _NO_DETECT = click.option("--no-detect", is_flag=True, help="Store only; do not run detection.")
@@ -97,7 +96,7 @@ def ingest_pcap(app: Any, files: tuple[str, ...], no_detect: bool, carve_dir: st
     settings = collectors.network.settings.sensor_settings(app.config)
     matches: list[tuple[Any, Any]] = []
     sink = _payload_sink(app, carve_dir, use_yara, yara_rules, matches)
-    sizes = {f: _size(f) for f in files}
+    sizes = {f: file_size(f) for f in files}
     problems: Counter[str] = Counter()
     packets = 0
     done = 0
@@ -187,13 +186,6 @@ def capture(app: Any, iface: str, bpf: str | None, seconds: float | None, no_det
         click.echo(line)
     _record_matches(app, matches)
     return 3 if stats.rejected else 0
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 COMMANDS: list[Any] = [("ingest", ingest_pcap), capture]

@@ -9,7 +9,6 @@ or to feed another tool).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import zipfile
@@ -21,7 +20,7 @@ import click
 import orjson
 
 from collectors.base import Batch
-from govsoc.cli.common import pass_app
+from govsoc.cli.common import file_size, pass_app
 from govsoc.cli.ingest import run_ingest
 from govsoc.events import DeadLetter
 
@@ -34,19 +33,12 @@ class _FileProgress:
     """Bytes of the files finished so far, for the progress display."""
 
     def __init__(self, files: list[Path]) -> None:
-        self.sizes = {str(p): _size(p) for p in files}
+        self.sizes = {str(p): file_size(p) for p in files}
         self.total = sum(self.sizes.values())
         self.done = 0
 
     def finished(self, path: Path) -> None:
         self.done += self.sizes.get(str(path), 0)
-
-
-def _size(path: Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _each_file(files: list[Path], reader: Callable[[Path], Iterator[Batch]],
