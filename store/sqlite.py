@@ -627,18 +627,15 @@ class SQLiteStore(Store):
                     ids.append((alert_id, True))
                 for alert_id, created in ids:
                     out.append((self._alert_from_row(conn.execute(
-                        "SELECT * FROM alerts WHERE id = ?", [alert_id]).fetchone(),
-                        conn), created))
+                        "SELECT * FROM alerts WHERE id = ?", [alert_id]).fetchone()), created))
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
         return out
 
-    def _alert_from_row(self, row: sqlite3.Row | tuple[Any, ...] | None,
-                        conn: sqlite3.Connection | None = None) -> Alert:
+    def _alert_from_row(self, row: sqlite3.Row | tuple[Any, ...] | None) -> Alert:
         if row is None:
             raise NotFoundError("alert", "?")
-        cols = _ALERT_ROW
-        r = dict(zip(cols, row, strict=True))
+        r = dict(zip(_ALERT_ROW, row, strict=True))
         doc = orjson.loads(r["doc"])
         return Alert(
             id=r["id"], rule_id=r["rule_id"], rule_name=r["rule_name"],
