@@ -170,6 +170,9 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("scan.window_seconds", "long", "Length of the counting window.", ecs=False),
     _f("scan.sample_ports", "long", "Up to 20 of the destination ports counted.",
        ecs=False),
+    _f("scan.fragment_anomalies", "long",
+       "Fragmented datagrams from the source refused by reassembly in the window "
+       "(conflicting overlaps, oversize, bad fragment lengths).", ecs=False),
     # dns
     _f("dns.id", "keyword"),
     _f("dns.type", "keyword"),

@@ -5,11 +5,14 @@ Counted over fixed windows of capture time (``window`` seconds):
 - port scan: distinct destination ports a source opened connections to; host
   sweep: distinct destination hosts;
 - SYN flood: TCP SYNs a destination received minus the SYN-ACKs and RSTs it sent,
-  i.e. handshakes left half-open (a scan of closed ports is answered with RSTs).
+  i.e. handshakes left half-open (a scan of closed ports is answered with RSTs);
+- fragment anomalies: fragmented datagrams a source sent that reassembly refused
+  (conflicting overlaps, oversize, bad lengths: evasion or Teardrop-style attacks,
+  never normal traffic, so one is enough to report).
 
 At the end of each window a ``network.scan`` event is produced for every source or
 destination over a threshold (``event.action`` ``port_scan``, ``host_scan`` or
-``syn_flood``), carrying the ``scan.*`` counts, so Sigma rules can alert on them or
+``syn_flood`` or ``fragment_anomaly``), carrying the ``scan.*`` counts, so Sigma rules can alert on them or
 apply their own thresholds. Sets stop growing at twice the threshold, and the
 number of tracked addresses is capped, so a spoofed flood cannot exhaust memory.
 """
@@ -32,6 +35,7 @@ class ScanFinding:
     distinct_hosts: int = 0
     syn_count: int = 0
     sample_ports: tuple[int, ...] = ()
+    fragment_anomalies: int = 0
 
 
 class ScanCounters:
@@ -48,6 +52,7 @@ class ScanCounters:
         self.ports: dict[bytes, int | set[int]] = {}
         self.hosts: dict[bytes, bytes | set[bytes]] = {}
         self.half_open: dict[bytes, int] = {}
+        self.fragment_anomalies: dict[bytes, int] = {}
 
     def _roll(self, ts: float) -> None:
         start = ts - ts % self.window
@@ -99,6 +104,15 @@ class ScanCounters:
         if count:
             self.half_open[src] = count - 1
 
+    def fragment_anomaly(self, src: bytes, ts: float) -> None:
+        """A fragmented datagram from ``src`` refused as ambiguous or malformed."""
+        if ts - self.window_start >= self.window or self.window_start < 0:
+            self._roll(ts)
+        count = self.fragment_anomalies.get(src)
+        if count is None and len(self.fragment_anomalies) >= self.max_tracked:
+            return
+        self.fragment_anomalies[src] = (count or 0) + 1
+
     def close_window(self) -> None:
         """Report what crossed a threshold in the current window and start afresh."""
         start = self.window_start
@@ -119,6 +133,10 @@ class ScanCounters:
             if count >= self.syn_threshold:
                 self.on_finding(ScanFinding("syn_flood", dst, start, self.window,
                                             syn_count=count))
+        for src, count in self.fragment_anomalies.items():
+            self.on_finding(ScanFinding("fragment_anomaly", src, start, self.window,
+                                        fragment_anomalies=count))
         self.ports.clear()
         self.hosts.clear()
         self.half_open.clear()
+        self.fragment_anomalies.clear()

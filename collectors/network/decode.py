@@ -48,7 +48,7 @@ ACK = 0x10
 #: every reason :func:`decode` may give for a packet it could not decode
 DECODE_REASONS = (
     "truncated_link_header", "unsupported_ethertype", "truncated_ip_header",
-    "bad_ip_version", "bad_ip_header_length", "ip_fragment", "truncated_transport_header",
+    "bad_ip_version", "bad_ip_header_length", "truncated_transport_header",
     "bad_tcp_header_length", "unsupported_ip_protocol", "unsupported_linktype",
     "tunnel_too_deep",
 )
@@ -75,8 +75,24 @@ class Decoded(NamedTuple):
     window: int
 
 
-def decode(linktype: int, data: bytes) -> Decoded | str:
-    """Decode one captured frame of ``linktype``; a reason string when it cannot."""
+class Fragment(NamedTuple):
+    """One fragment of an IP datagram, for :mod:`collectors.network.defrag`."""
+
+    version: int      # 4 or 6
+    src: bytes
+    dst: bytes
+    ident: int        # identification (IPv4 16 bits, IPv6 32 bits)
+    proto: int        # IPv4 protocol; IPv6 next header after the fragment header
+    offset: int       # in bytes
+    more: bool        # more fragments follow
+    data: bytes       # fragment payload as captured
+    wire_len: int     # fragment payload length per the headers
+    vlan: int
+
+
+def decode(linktype: int, data: bytes) -> Decoded | Fragment | str:
+    """Decode one captured frame of ``linktype``: its headers, a fragment to
+    reassemble, or a reason string when it cannot be decoded."""
     vlan = -1
     if linktype == LINKTYPE_ETHERNET:
         if len(data) < 14:
@@ -139,7 +155,16 @@ def decode(linktype: int, data: bytes) -> Decoded | str:
     return "unsupported_linktype"
 
 
-def _by_ethertype(data: bytes, off: int, etype: int, vlan: int) -> Decoded | str:
+def decode_datagram(datagram: bytes, vlan: int = -1) -> Decoded | Fragment | str:
+    """Decode a bare IP datagram (one reassembled from fragments)."""
+    if not datagram:
+        return "truncated_ip_header"
+    if datagram[0] >> 4 == 4:
+        return _ipv4(datagram, 0, vlan, 0)
+    return _ipv6(datagram, 0, vlan, 0)
+
+
+def _by_ethertype(data: bytes, off: int, etype: int, vlan: int) -> Decoded | Fragment | str:
     if etype == 0x0800:
         return _ipv4(data, off, vlan, 0)
     if etype == 0x86DD:
@@ -147,7 +172,7 @@ def _by_ethertype(data: bytes, off: int, etype: int, vlan: int) -> Decoded | str
     return "unsupported_ethertype"
 
 
-def _ppp_payload(data: bytes, off: int, vlan: int) -> Decoded | str:
+def _ppp_payload(data: bytes, off: int, vlan: int) -> Decoded | Fragment | str:
     if len(data) < off + 2:
         return "truncated_link_header"
     if data[off] == 0xFF and data[off + 1] == 0x03:  # HDLC address/control
@@ -168,7 +193,7 @@ def _ppp_payload(data: bytes, off: int, vlan: int) -> Decoded | str:
     return "unsupported_ethertype"
 
 
-def _ipv4(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
+def _ipv4(data: bytes, off: int, vlan: int, depth: int) -> Decoded | Fragment | str:
     if len(data) < off + 20:
         return "truncated_ip_header"
     vihl = data[off]
@@ -177,11 +202,14 @@ def _ipv4(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
     ihl = (vihl & 0x0F) * 4
     if ihl < 20:
         return "bad_ip_header_length"
-    total, frag, proto = unpack_from("!H2xH1xB", data, off + 2)
-    if frag & 0x3FFF:  # MF set or a non-zero offset
-        return "ip_fragment"
+    total, ident, frag, proto = unpack_from("!HHH1xB", data, off + 2)
     if total < ihl:
         total = len(data) - off  # TSO captures carry 0 here
+    if frag & 0x3FFF:  # MF set or a non-zero offset
+        end = off + total
+        return Fragment(4, data[off + 12:off + 16], data[off + 16:off + 20], ident, proto,
+                        (frag & 0x1FFF) * 8, bool(frag & 0x2000), data[off + ihl:end],
+                        total - ihl, vlan)
     src = data[off + 12:off + 16]
     dst = data[off + 16:off + 20]
     start = off + ihl
@@ -191,7 +219,7 @@ def _ipv4(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
     return _transport(data, start, end, proto, src, dst, total, total - ihl, vlan, depth)
 
 
-def _ipv6(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
+def _ipv6(data: bytes, off: int, vlan: int, depth: int) -> Decoded | Fragment | str:
     if len(data) < off + 40:
         return "truncated_ip_header"
     if data[off] >> 4 != 6:
@@ -208,7 +236,10 @@ def _ipv6(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
         if nxt == _IPV6_FRAGMENT:
             frag = (data[start + 2] << 8) | data[start + 3]
             if frag & 0xFFF9:  # offset or M flag: a real fragment
-                return "ip_fragment"
+                end = start + max(remaining, 0)
+                return Fragment(6, src, dst, unpack_from("!I", data, start + 4)[0],
+                                data[start], frag & 0xFFF8, bool(frag & 1),
+                                data[start + 8:end], max(remaining - 8, 0), vlan)
             hlen = 8
         elif nxt == 51:
             hlen = (data[start + 1] + 2) * 4
@@ -224,7 +255,7 @@ def _ipv6(data: bytes, off: int, vlan: int, depth: int) -> Decoded | str:
 
 
 def _transport(data: bytes, start: int, end: int, proto: int, src: bytes, dst: bytes,
-               ip_len: int, l4_len: int, vlan: int, depth: int) -> Decoded | str:
+               ip_len: int, l4_len: int, vlan: int, depth: int) -> Decoded | Fragment | str:
     if proto == PROTO_TCP:
         if end - start < 20:
             return "truncated_transport_header"
@@ -255,7 +286,7 @@ def _transport(data: bytes, start: int, end: int, proto: int, src: bytes, dst: b
 
 
 def _gre(data: bytes, start: int, end: int, src: bytes, dst: bytes, ip_len: int,
-         l4_len: int, vlan: int, depth: int) -> Decoded | str:
+         l4_len: int, vlan: int, depth: int) -> Decoded | Fragment | str:
     """Decapsulate GRE carrying IP or Ethernet; the outer packet otherwise."""
     if end - start < 4 or depth >= 3:
         return Decoded(PROTO_GRE, src, dst, 0, 0, 0, 0, 0, b"", ip_len, l4_len, vlan, 0)

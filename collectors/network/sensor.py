@@ -35,8 +35,11 @@ from collectors.network.decode import (
     RST,
     SYN,
     Decoded,
+    Fragment,
     decode,
+    decode_datagram,
 )
+from collectors.network.defrag import Defragmenter
 from collectors.network.dns import DnsMessage, parse_dns
 from collectors.network.flows import Flow, FlowTable
 from collectors.network.http import HttpConnection, HttpTransaction, looks_like_http
@@ -51,7 +54,7 @@ PROBE_PACKETS = 16
 DNS_PORTS = frozenset({53, 5353, 5355})
 SSH_PORTS = frozenset({22, 2222})
 #: reasons that describe traffic out of scope rather than damage; counted, not rejected
-OUT_OF_SCOPE = frozenset({"unsupported_ethertype", "unsupported_ip_protocol", "ip_fragment"})
+OUT_OF_SCOPE = frozenset({"unsupported_ethertype", "unsupported_ip_protocol"})
 MAX_DEAD_LETTERS_PER_REASON = 100
 TRANSPORTS = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "ipv6-icmp",
               47: "gre", 50: "esp", 51: "ah", 132: "sctp", 2: "igmp", 89: "ospf"}
@@ -72,6 +75,10 @@ class SensorSettings:
     scan_port_threshold: int = 100
     scan_host_threshold: int = 50
     syn_flood_threshold: int = 1000
+    fragment_timeout: float = 30.0
+    max_fragments: int = 100
+    max_fragmented_datagrams: int = 4096
+    max_fragment_bytes: int = 16 << 20
 
 
 class NetworkSensor:
@@ -99,6 +106,12 @@ class NetworkSensor:
                                      port_threshold=settings.scan_port_threshold,
                                      host_threshold=settings.scan_host_threshold,
                                      syn_threshold=settings.syn_flood_threshold)
+        self.defrag = Defragmenter(timeout=settings.fragment_timeout,
+                                   max_fragments=settings.max_fragments,
+                                   max_datagrams=settings.max_fragmented_datagrams,
+                                   max_bytes=settings.max_fragment_bytes,
+                                   problems=self.problems,
+                                   on_suspicious=self._suspicious_fragment)
         self.flows = FlowTable(self._flow_finished, self._flow_started,
                                tcp_idle=settings.tcp_idle, udp_idle=settings.udp_idle,
                                other_idle=settings.other_idle,
@@ -110,9 +123,13 @@ class NetworkSensor:
         """Process one captured frame."""
         self.packets += 1
         d = decode(linktype, data)
-        if d.__class__ is str:
-            self._undecodable(d, data)
-            return
+        if d.__class__ is not Decoded:
+            if d.__class__ is str:
+                self._undecodable(d, data)  # type: ignore[arg-type]
+                return
+            d = self._reassemble(d, ts)  # type: ignore[arg-type]
+            if d is None:
+                return
         assert isinstance(d, Decoded)
         if d.proto == PROTO_TCP and d.flags & (SYN | RST):
             if d.flags & (ACK | RST):
@@ -137,13 +154,37 @@ class NetworkSensor:
             self.reject("parser_failure", f"packet {self.packets}", data,
                         f"{type(exc).__name__}: {exc}")
 
+    def _reassemble(self, frag: Fragment, ts: float) -> Decoded | None:
+        """The datagram a fragment completes, decoded (a tunnel's inner datagram may
+        be fragmented in turn); None while fragments are missing or when refused."""
+        for _depth in range(3):
+            datagram = self.defrag.add(frag, ts)
+            if datagram is None:
+                return None
+            d = decode_datagram(datagram, frag.vlan)
+            if d.__class__ is Decoded:
+                return d  # type: ignore[return-value]
+            if d.__class__ is str:
+                self._undecodable(d, datagram)  # type: ignore[arg-type]
+                return None
+            frag = d  # type: ignore[assignment]
+        return None
+
+    def _suspicious_fragment(self, reason: str, frag: Fragment, ts: float) -> None:
+        self.reject(reason, f"packet {self.packets}", frag.data,
+                    f"fragment of datagram {frag.ident} from {self.ip(frag.src)} "
+                    f"at offset {frag.offset}")
+        self.counters.fragment_anomaly(frag.src, ts)
+
     def tick(self, now: float) -> None:
         """Time passes without packets (live capture): expire idle flows."""
         if now >= self.flows.next_sweep:
             self.flows.sweep(now)
+            self.defrag.expire(now)
 
     def flush(self) -> None:
         """End of input: finish every flow and report the last counter window."""
+        self.defrag.flush()
         self.flows.flush()
         self.counters.close_window()
 
@@ -442,6 +483,8 @@ class NetworkSensor:
                      "syn_count": finding.syn_count,
                      "window_seconds": finding.window_seconds},
         }
+        if finding.fragment_anomalies:
+            event["scan"]["fragment_anomalies"] = finding.fragment_anomalies
         if finding.action == "syn_flood":
             event["destination"] = {"ip": addr}
         else:

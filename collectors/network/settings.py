@@ -14,6 +14,10 @@ inputs:
     scan_port_threshold: 100
     scan_host_threshold: 50
     syn_flood_threshold: 1000
+    fragment_timeout: 30   # seconds an IP datagram waits for its missing fragments
+    max_fragments: 100     # fragments of one datagram
+    max_fragmented_datagrams: 4096   # datagrams awaiting fragments; the oldest goes first
+    max_fragment_bytes: 16777216     # bytes held in fragments altogether
 ```
 """
 

@@ -114,14 +114,17 @@ def test_retransmitted_and_reordered_segments_reassemble_once(tmp_path):
     assert get_field(conn, "network.connection.orig_bytes") == len(HTTP_REQ)
 
 
-def test_ip_fragments_are_counted(tmp_path):
+def test_ip_fragments_are_reassembled_not_rejected(tmp_path):
     big = ETH / IP(src=pcapgen.CLIENT, dst=pcapgen.SERVER) / UDP(sport=5000, dport=6000) / \
         Raw(b"z" * 3000)
     frags = [ETH / f for f in fragment(big[IP], fragsize=1000)]
     for i, f in enumerate(frags):
         f.time = 1_700_000_000 + i * 0.001
-    _events, _rejected, source = ingest(pcapgen.write(tmp_path / "frag.pcap", frags))
-    assert source.problems["ip_fragment"] == len(frags)
+    events, rejected, source = ingest(pcapgen.write(tmp_path / "frag.pcap", frags))
+    assert not rejected and not source.problems
+    (conn,) = by_dataset(events, "network.connection")
+    assert get_field(conn, "source.packets") == 1
+    assert get_field(conn, "network.connection.orig_bytes") == 3000
 
 
 def test_garbage_in_dns_tls_and_http_is_counted_and_the_rest_survives(tmp_path):
