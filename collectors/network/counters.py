@@ -11,10 +11,11 @@ Counted over fixed windows of capture time (``window`` seconds):
   never normal traffic, so one is enough to report).
 
 At the end of each window a ``network.scan`` event is produced for every source or
-destination over a threshold (``event.action`` ``port_scan``, ``host_scan`` or
-``syn_flood`` or ``fragment_anomaly``), carrying the ``scan.*`` counts, so Sigma rules can alert on them or
-apply their own thresholds. Sets stop growing at twice the threshold, and the
-number of tracked addresses is capped, so a spoofed flood cannot exhaust memory.
+destination over a threshold (``event.action`` ``port_scan``, ``host_scan``,
+``syn_flood`` or ``fragment_anomaly``), carrying the ``scan.*`` counts, so Sigma
+rules can alert on them or apply their own thresholds. Sets stop growing at twice
+the threshold, and the number of tracked addresses is capped, so a spoofed flood
+cannot exhaust memory.
 """
 
 from __future__ import annotations

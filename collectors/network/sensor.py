@@ -122,15 +122,14 @@ class NetworkSensor:
     def packet(self, ts: float, linktype: int, data: bytes) -> None:
         """Process one captured frame."""
         self.packets += 1
-        d = decode(linktype, data)
+        d: Any = decode(linktype, data)
         if d.__class__ is not Decoded:
             if d.__class__ is str:
-                self._undecodable(d, data)  # type: ignore[arg-type]
+                self._undecodable(d, data)
                 return
-            d = self._reassemble(d, ts)  # type: ignore[arg-type]
+            d = self._reassemble(d, ts)
             if d is None:
                 return
-        assert isinstance(d, Decoded)
         if d.proto == PROTO_TCP and d.flags & (SYN | RST):
             if d.flags & (ACK | RST):
                 # a SYN-ACK or a RST answers a SYN: that handshake is not left half-open
@@ -161,13 +160,13 @@ class NetworkSensor:
             datagram = self.defrag.add(frag, ts)
             if datagram is None:
                 return None
-            d = decode_datagram(datagram, frag.vlan)
+            d: Any = decode_datagram(datagram, frag.vlan)
             if d.__class__ is Decoded:
-                return d  # type: ignore[return-value]
+                return d
             if d.__class__ is str:
-                self._undecodable(d, datagram)  # type: ignore[arg-type]
+                self._undecodable(d, datagram)
                 return None
-            frag = d  # type: ignore[assignment]
+            frag = d
         return None
 
     def _suspicious_fragment(self, reason: str, frag: Fragment, ts: float) -> None:
