@@ -9,7 +9,7 @@ stores nothing twice. ``log.file.path`` and ``log.offset`` say where it came fro
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,15 @@ from collectors.base import DEFAULT_BATCH_SIZE, Batch
 from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines
 from collectors.winlog_json import windows_record_event
 from govsoc.errors import ParseError, RecordError
-from govsoc.events import DeadLetter, Event, event_id, get_field, set_field, validate_event
+from govsoc.events import (
+    DeadLetter,
+    Event,
+    event_id_maker,
+    get_field,
+    set_field,
+    validate_event,
+)
+from govsoc.fastcheck import types_certainly_valid
 
 
 def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +57,8 @@ def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
+def parse_json_line(data: bytes, source: str, line: int, offset: int,
+                    make_id: Callable[[str | int], str] | None = None) -> Event:
     """One validated ECS event from one line; raises ParseError or
     EventValidationError naming the file and line."""
     try:
@@ -60,46 +69,66 @@ def parse_json_line(data: bytes, source: str, line: int, offset: int) -> Event:
         except UnicodeDecodeError as uexc:
             raise ParseError(f"not valid UTF-8 at byte {uexc.start}", source, line) from None
         raise ParseError(f"invalid JSON: {exc}", source, line) from None
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise ParseError(f"expected a JSON object, got {type(doc).__name__}", source, line)
     # Windows event exports (Winlogbeat, Elastic Agent, NXLog, Log Analytics, Sysmon
     # for Linux) become the same events EVTX files give
     windows = windows_record_event(doc, data, source, line)
-    event = windows if windows is not None else expand_dotted(doc)
+    checked = False
+    if windows is not None:
+        event = windows
+    elif types_certainly_valid(data):
+        event, checked = doc, True
+    else:
+        event = expand_dotted(doc)
     meta = event.get("event")
     if type(meta) is dict and not meta.get("id"):
-        meta["id"] = event_id(f"jsonl:{source}", line)
+        meta["id"] = (make_id or event_id_maker(f"jsonl:{source}"))(line)
     log = event.get("log")
     if type(log) is not dict:
         log = event["log"] = {}
     if "file" not in log:  # an export keeps the path of the log it came from
         log["file"] = {"path": source}
         log["offset"] = offset
-    return validate_event(event, source, line)
+    return validate_event(event, source, line, types_checked=checked)
 
 
 def read_jsonl(path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE,
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[Batch]:
     """Batches of events from a JSON-lines file; bad lines become dead letters."""
     source = str(Path(path).resolve())
+    make_id = event_id_maker(f"jsonl:{source}")
     batch = Batch(validated=True)
+    events, rejected = batch.events, batch.rejected
+    number, offset = 0, 0
     with open(path, "rb") as stream:
-        for raw in read_lines(stream, max_line_bytes):
-            if not raw.data.strip():
-                continue
-            if raw.truncated:
-                batch.rejected.append(DeadLetter(
-                    source, str(raw.number),
-                    f"line longer than {max_line_bytes} bytes (ingest.max_line_bytes); "
-                    f"first {len(raw.data)} bytes kept", raw.data))
+        readline = stream.readline
+        while True:
+            line = readline(max_line_bytes + 1)
+            if not line:
+                break
+            number += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                # an over-long line: the bounded reader keeps its head and skips the rest
+                stream.seek(offset)
+                raw = next(read_lines(stream, max_line_bytes, offset, number))
+                if raw.data.strip():
+                    rejected.append(DeadLetter(
+                        source, str(number),
+                        f"line longer than {max_line_bytes} bytes (ingest.max_line_bytes); "
+                        f"first {len(raw.data)} bytes kept", raw.data))
+                offset += raw.consumed
             else:
-                try:
-                    batch.events.append(parse_json_line(raw.data, source, raw.number,
-                                                        raw.offset))
-                except RecordError as exc:
-                    batch.rejected.append(DeadLetter.from_error(exc, raw.data))
-            if len(batch) >= batch_size:
+                data = line.rstrip(b"\r\n")
+                if data and not data.isspace():
+                    try:
+                        events.append(parse_json_line(data, source, number, offset, make_id))
+                    except RecordError as exc:
+                        rejected.append(DeadLetter.from_error(exc, data))
+                offset += len(line)
+            if len(events) + len(rejected) >= batch_size:
                 yield batch
                 batch = Batch(validated=True)
+                events, rejected = batch.events, batch.rejected
     if len(batch):
         yield batch

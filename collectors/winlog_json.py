@@ -504,21 +504,24 @@ def _windows_record_event(doc: dict[str, Any], raw: bytes | str, source: str,
                           line: int) -> Event | None:
     if "winlog" in doc or "winlog.event_id" in doc or "winlog.channel" in doc:
         return _ecs_export(doc, source, line)
-    original = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
     inner = doc.get("Event")
     if isinstance(inner, dict) and isinstance(inner.get("System"), dict):
-        return _from_record(doc, original, source, line)
+        return _from_record(doc, _text(raw), source, line)
     if "EventID" in doc:
         if doc.get("Type") in _LOG_ANALYTICS_TYPES or "TimeGenerated" in doc:
-            return _from_record(_log_analytics_record(doc, source, line), original, source,
-                                line)
+            return _from_record(_log_analytics_record(doc, source, line), _text(raw),
+                                source, line)
         if "Channel" in doc or "SourceName" in doc:
-            return _from_record(_flat_record(doc, source, line), original, source, line)
+            return _from_record(_flat_record(doc, source, line), _text(raw), source, line)
         return None
     xml = _sysmon_syslog_xml(doc)
     if xml is not None:
-        return _from_record(xml_to_record(xml, source, line), original, source, line)
+        return _from_record(xml_to_record(xml, source, line), _text(raw), source, line)
     return None
+
+
+def _text(raw: bytes | str) -> str:
+    return raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
 
 
 def _open_members(path: str) -> Iterator[tuple[str, IO[bytes]]]:
