@@ -12,7 +12,7 @@ counted outcome, not an exception: bad packets are normal input on a wire.
 
 from __future__ import annotations
 
-from struct import unpack_from
+from struct import Struct, unpack_from
 from typing import NamedTuple
 
 # link types (https://www.tcpdump.org/linktypes.html)
@@ -90,9 +90,35 @@ class Fragment(NamedTuple):
     vlan: int
 
 
+# Ethernet + 20-byte IPv4 header + the first 20 bytes of the transport header, in one
+# unpack: the shape of most packets on a wire. Fields: ethertype, version/IHL, total
+# length, fragment word, protocol, source, destination, then TCP's ports, sequence,
+# acknowledgment, offset/flags and window (UDP uses the ports only).
+_ETH_IPV4_L4 = Struct("!12xHBxH2xHxB2x4s4sHHIIHH").unpack_from
+_new_tuple = tuple.__new__
+
+
 def decode(linktype: int, data: bytes) -> Decoded | Fragment | str:
     """Decode one captured frame of ``linktype``: its headers, a fragment to
     reassemble, or a reason string when it cannot be decoded."""
+    if linktype == 1 and len(data) >= 54:
+        (etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, offflags,
+         window) = _ETH_IPV4_L4(data)
+        if etype == 0x0800 and vihl == 0x45 and not frag & 0x3FFF:
+            end = 14 + total
+            if end > len(data):
+                end = len(data)
+            if proto == 6 and total >= 40:
+                hlen = (offflags >> 12) * 4
+                if hlen >= 20:
+                    plen = total - 20 - hlen
+                    return _new_tuple(Decoded, (
+                        6, src, dst, sport, dport, offflags & 0x3F, seq, ack,
+                        data[34 + hlen:end], total, plen if plen > 0 else 0, -1, window))
+            elif proto == 17 and total >= 28:
+                return _new_tuple(Decoded, (
+                    17, src, dst, sport, dport, 0, 0, 0, data[42:end], total, total - 28,
+                    -1, 0))
     vlan = -1
     if linktype == LINKTYPE_ETHERNET:
         if len(data) < 14:

@@ -123,6 +123,7 @@ class PcapFileReader(CaptureReader):
         linktype = self.linktype
         resolution = self.resolution
         limit = max(self.snaplen, 65535) if 0 < self.snaplen <= MAX_RECORD else MAX_RECORD
+        new_tuple = tuple.__new__
         fh = self._fh = open(self.name, "rb")  # noqa: SIM115 - closed in finally
         try:
             fh.seek(24)
@@ -154,7 +155,9 @@ class PcapFileReader(CaptureReader):
                     if end > avail:
                         break
                     last_ts = sec
-                    yield Frame(sec + frac * resolution, linktype, buf[pos + 16:end], wirelen)
+                    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python call
+                    yield new_tuple(Frame, (sec + frac * resolution, linktype,
+                                            buf[pos + 16:end], wirelen))
                     pos = end
                 self.bytes_read = offset + pos
                 if eof:
