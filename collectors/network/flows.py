@@ -210,19 +210,16 @@ class FlowTable:
     def lookup(self, ts: float, d: Decoded) -> tuple[Flow, bool]:
         """The flow of packet ``d`` (created when new) and whether it came from the
         originator. Updates counters and TCP state."""
-        proto = d.proto
-        sport = d.sport
-        dport = d.dport
-        if proto in (PROTO_ICMP, PROTO_ICMPV6):
+        proto, src, dst, sport, dport, flags = d[:6]
+        if proto == PROTO_ICMP or proto == PROTO_ICMPV6:
             sport, dport = icmp_ports(sport, dport, proto == PROTO_ICMPV6)
-        key = (d.src, sport, d.dst, dport, proto)
+        key = (src, sport, dst, dport, proto)
         entry = self.flows.get(key)
         if entry is None:
             flow, is_orig = self._create(ts, d, key, sport, dport)
         else:
             flow, is_orig = entry
-            if proto == PROTO_TCP and d.flags & (SYN | ACK) == SYN and flow.terminated and \
-                    is_orig:
+            if flags & 0x12 == SYN and proto == PROTO_TCP and is_orig and flow.terminated:
                 # a new connection reusing the ports of a finished one
                 self._finish(flow)
                 flow, is_orig = self._create(ts, d, key, sport, dport)
@@ -235,7 +232,37 @@ class FlowTable:
             flow.resp_pkts += 1
             flow.resp_ip_bytes += d.ip_len
         if proto == PROTO_TCP:
-            self._tcp(flow, is_orig, d, ts)
+            if flags & 0x07 or flow.orig_state != ESTABLISHED or \
+                    flow.resp_state != ESTABLISHED:
+                self._tcp(flow, is_orig, d, ts)
+            else:
+                # most segments: no SYN, FIN or RST on an established connection,
+                # so only the byte count and one history letter can change
+                plen = d.payload_len
+                if plen:
+                    top = flow.orig_top if is_orig else flow.resp_top
+                    if top < 0:
+                        top = d.seq
+                    rel = (d.seq + plen - top) & 0xFFFFFFFF
+                    if rel == 0 or rel > 0x7FFFFFFF:
+                        mark = "T" if is_orig else "t"
+                    else:
+                        top = (top + rel) & 0xFFFFFFFF
+                        mark = "D" if is_orig else "d"
+                    if is_orig:
+                        flow.orig_top = top
+                        if mark == "D":
+                            flow.orig_bytes += rel
+                    else:
+                        flow.resp_top = top
+                        if mark == "d":
+                            flow.resp_bytes += rel
+                elif flags & ACK:
+                    mark = "A" if is_orig else "a"
+                else:
+                    mark = ""
+                if mark and mark not in flow.history:
+                    flow.history += mark
         else:
             if is_orig:
                 flow.orig_bytes += d.payload_len
