@@ -205,13 +205,19 @@ class FlowTable:
         self.sweep_interval = sweep_interval
         self.next_sweep = 0.0
         self.count = 0  # flows created, the index of the next one
-        self.active = 0
+        #: active flows by index, oldest first (one entry a flow: the sweep's list)
+        self.live: dict[int, Flow] = {}
+
+    @property
+    def active(self) -> int:
+        """Flows being tracked."""
+        return len(self.live)
 
     def lookup(self, ts: float, d: Decoded) -> tuple[Flow, bool]:
         """The flow of packet ``d`` (created when new) and whether it came from the
         originator. Updates counters and TCP state."""
         proto, src, dst, sport, dport, flags = d[:6]
-        if proto == PROTO_ICMP or proto == PROTO_ICMPV6:
+        if proto in (PROTO_ICMP, PROTO_ICMPV6):
             sport, dport = icmp_ports(sport, dport, proto == PROTO_ICMPV6)
         key = (src, sport, dst, dport, proto)
         entry = self.flows.get(key)
@@ -298,10 +304,10 @@ class FlowTable:
         else:
             flow = Flow(key, ts, d.vlan, self.count)
         self.count += 1
-        self.active += 1
+        self.live[flow.index] = flow
         self.flows[flow.key] = (flow, True)
         self.flows[(flow.key[2], flow.key[3], flow.key[0], flow.key[1], proto)] = (flow, False)
-        if self.active > self.max_flows:
+        if len(self.live) > self.max_flows:
             self._evict_oldest()
         if self.on_new is not None:
             self.on_new(flow)
@@ -389,43 +395,40 @@ class FlowTable:
     def sweep(self, now: float) -> None:
         """Finish flows that are idle, too long, or closed for longer than the delay."""
         self.next_sweep = now + self.sweep_interval
+        tcp_idle, udp_idle, other_idle = self.tcp_idle, self.udp_idle, self.other_idle
+        attempt_idle = self.attempt_idle
+        started_before = now - self.max_duration
+        closed_before = now - self.close_delay
         done = []
-        seen: set[int] = set()
-        for flow, is_orig in self.flows.values():
-            if not is_orig or id(flow) in seen:
-                continue
-            seen.add(id(flow))
-            if flow.proto == PROTO_TCP:
-                idle = self.tcp_idle
-            elif flow.proto == PROTO_UDP:
-                idle = self.udp_idle
+        for flow in self.live.values():
+            proto = flow.proto
+            if proto == PROTO_TCP:
+                if flow.resp_state == INACTIVE and flow.orig_state == SYN_SENT:
+                    idle = attempt_idle  # an unanswered attempt (scans, floods)
+                else:
+                    idle = tcp_idle
+            elif proto == PROTO_UDP:
+                idle = udp_idle
             else:
-                idle = self.other_idle
-            if flow.proto == PROTO_TCP and flow.resp_state == INACTIVE and \
-                    flow.orig_state == SYN_SENT:
-                idle = self.attempt_idle  # an unanswered attempt (scans, floods)
-            if now - flow.last > idle or now - flow.start > self.max_duration or (
-                    flow.closed_at and now - flow.closed_at > self.close_delay):
+                idle = other_idle
+            closed_at = flow.closed_at
+            if now - flow.last > idle or flow.start < started_before or (
+                    closed_at and closed_at < closed_before):
                 done.append(flow)
         for flow in done:
             self._finish(flow)
 
     def _evict_oldest(self) -> None:
-        for flow, is_orig in self.flows.values():
-            if is_orig:
-                self._finish(flow)
-                return
+        self._finish(next(iter(self.live.values())))
 
     def _finish(self, flow: Flow) -> None:
-        key = flow.key
-        if self.flows.get(key, (None,))[0] is flow:
+        if self.live.pop(flow.index, None) is flow:
+            key = flow.key
             del self.flows[key]
             del self.flows[(key[2], key[3], key[0], key[1], key[4])]
-            self.active -= 1
         self.on_finish(flow)
 
     def flush(self) -> None:
         """Finish every flow (end of input)."""
-        flows = [flow for flow, is_orig in self.flows.values() if is_orig]
-        for flow in flows:
+        for flow in list(self.live.values()):
             self._finish(flow)

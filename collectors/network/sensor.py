@@ -48,7 +48,7 @@ from collectors.network.reassembly import TcpStream
 from collectors.network.ssh import SshConnection, split_banner
 from collectors.network.tls import TlsConnection, cipher_name, looks_like_tls, version_name
 from govsoc.errors import ParseError
-from govsoc.events import DeadLetter, Event, event_id
+from govsoc.events import DeadLetter, Event, event_id_maker
 
 PROBE_PACKETS = 16
 DNS_PORTS = frozenset({53, 5353, 5355})
@@ -101,6 +101,7 @@ class NetworkSensor:
         self.bytes = 0
         self.payloads = 0
         self._ip_text: dict[bytes, str] = {}
+        self._event_id = event_id_maker(source_id)
         self._scan_index = 0
         self.counters = ScanCounters(self._scan_finding, window=settings.scan_window,
                                      port_threshold=settings.scan_port_threshold,
@@ -117,6 +118,7 @@ class NetworkSensor:
                                other_idle=settings.other_idle,
                                max_duration=settings.max_duration,
                                max_flows=settings.max_flows)
+        self._lookup = self.flows.lookup
 
     # -- the per-packet path ---------------------------------------------------------------
     def packet(self, ts: float, linktype: int, data: bytes) -> None:
@@ -130,13 +132,13 @@ class NetworkSensor:
             d = self._reassemble(d, ts)
             if d is None:
                 return
-        if d.proto == PROTO_TCP and d.flags & (SYN | RST):
+        if d[5] & 0x06 and d[0] == PROTO_TCP:  # SYN or RST
             if d.flags & (ACK | RST):
                 # a SYN-ACK or a RST answers a SYN: that handshake is not left half-open
                 self.counters.syn_ack(d.src)
             else:
                 self.counters.syn(d.dst, ts)
-        flow, is_orig = self.flows.lookup(ts, d)
+        flow, is_orig = self._lookup(ts, d)
         app = flow.app
         if app is False:
             return
@@ -304,7 +306,7 @@ class NetworkSensor:
         event: Event = {
             "@timestamp": iso_timestamp(ts),
             "event": {"kind": "event", "module": "network", "dataset": dataset,
-                      "id": event_id(self.source_id, position),
+                      "id": self._event_id(position),
                       "category": category, "type": type_},
             "source": {"ip": self.ip(src)},
             "destination": {"ip": self.ip(dst)},
@@ -472,7 +474,7 @@ class NetworkSensor:
         event: Event = {
             "@timestamp": iso_timestamp(start),
             "event": {"kind": "event", "module": "network", "dataset": "network.scan",
-                      "id": event_id(self.source_id, f"scan:{finding.action}:{addr}:{start}"),
+                      "id": self._event_id(f"scan:{finding.action}:{addr}:{start}"),
                       "category": ["network", "intrusion_detection"], "type": ["info"],
                       "action": finding.action,
                       "start": iso_timestamp(start),
