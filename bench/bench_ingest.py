@@ -39,18 +39,19 @@ flush()
 
 
 
-def measure(args: list[str], cwd: str) -> tuple[float, int]:
+def measure(args: list[str], cwd: str) -> tuple[float, int, float]:
     wrapper = [sys.executable, "-c",
                "import resource, subprocess, sys, time; t=time.perf_counter(); "
                "r=subprocess.run(sys.argv[1:], capture_output=True); "
                "e=time.perf_counter()-t; "
-               "print(r.returncode, e, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+               "u=resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(r.returncode, e, u.ru_maxrss, u.ru_utime + u.ru_stime); "
                "sys.stderr.write(r.stderr.decode()[-3000:])", *args]
     proc = subprocess.run(wrapper, cwd=cwd, capture_output=True, text=True, check=False)
-    code, elapsed, rss = proc.stdout.split()
+    code, elapsed, rss, cpu = proc.stdout.split()
     if int(code) not in (0,):
         sys.exit(f"{args[:4]} failed ({code}): {proc.stderr}")
-    return float(elapsed), int(rss)
+    return float(elapsed), int(rss), float(cpu)
 
 
 def main() -> None:
@@ -74,16 +75,22 @@ def main() -> None:
                                     "ingest", "jsonl", "--no-detect", str(data)], str(d)))
         bare_runs.append(measure([sys.executable, "-c", BARE_LOADER, str(data),
                                   str(d / "bare.db")], str(d)))
-    g = statistics.median(t for t, _ in govsoc_runs)
-    b = statistics.median(t for t, _ in bare_runs)
-    g_rss = max(r for _, r in govsoc_runs) / 1024
-    b_rss = max(r for _, r in bare_runs) / 1024
-    print(f"events: {opts.events:,}  runs: {opts.repeat}  cpus: {os.cpu_count()}")
-    print(f"govsoc ingest jsonl : {opts.events / g:>10,.0f} events/s  (median {g:.1f}s)  "
+    g = statistics.median(t for t, _, _ in govsoc_runs)
+    b = statistics.median(t for t, _, _ in bare_runs)
+    g_cpu = statistics.median(c for _, _, c in govsoc_runs)
+    b_cpu = statistics.median(c for _, _, c in bare_runs)
+    g_rss = max(r for _, r, _ in govsoc_runs) / 1024
+    b_rss = max(r for _, r, _ in bare_runs) / 1024
+    print(f"events: {opts.events:,}  runs: {opts.repeat}  cpus: {os.cpu_count()}  "
+          f"load average: {os.getloadavg()[0]:.1f}")
+    print(f"govsoc ingest jsonl : {opts.events / g:>10,.0f} events/s wall (median {g:.1f}s), "
+          f"{opts.events / g_cpu:>10,.0f} events/s of CPU time (median {g_cpu:.1f}s)  "
           f"peak RSS {g_rss:.0f} MB")
-    print(f"bare sqlite loader  : {opts.events / b:>10,.0f} events/s  (median {b:.1f}s)  "
+    print(f"bare sqlite loader  : {opts.events / b:>10,.0f} events/s wall (median {b:.1f}s), "
+          f"{opts.events / b_cpu:>10,.0f} events/s of CPU time (median {b_cpu:.1f}s)  "
           f"peak RSS {b_rss:.0f} MB")
-    print(f"ratio govsoc/bare   : {b / g:.2f}x of the bare loader's throughput")
+    print(f"ratio govsoc/bare   : {b / g:.2f}x of the bare loader's throughput (wall), "
+          f"{b_cpu / g_cpu:.2f}x (CPU)")
 
 
 if __name__ == "__main__":

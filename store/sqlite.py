@@ -223,20 +223,37 @@ def _json_path(name: str) -> str:
     return "$" + "".join(f'."{part}"' for part in name.split("."))
 
 
+def _text_groups() -> tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]:
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for path in _TEXT_PATHS:
+        groups.setdefault(path[0], []).append(path[1:])
+    return tuple((top, tuple(rests)) for top, rests in groups.items())
+
+
+#: The text paths grouped by their top-level key, so absent groups cost one lookup.
+_TEXT_GROUPS = _text_groups()
+
+
 def _text_body(event: Mapping[str, Any]) -> str:
     parts: list[str] = []
-    for path in _TEXT_PATHS:
-        value: Any = event
-        for part in path:
-            value = value.get(part) if type(value) is dict else None
-            if value is None:
-                break
-        if value is None:
+    for top, rests in _TEXT_GROUPS:
+        root = event.get(top)
+        if root is None:
             continue
-        if isinstance(value, list):
-            parts.extend(str(v) for v in value)
-        else:
-            parts.append(str(value))
+        for rest in rests:
+            value: Any = root
+            for part in rest:
+                value = value.get(part) if type(value) is dict else None
+                if value is None:
+                    break
+            if value is None:
+                continue
+            if type(value) is str:
+                parts.append(value)
+            elif isinstance(value, list):
+                parts.extend(str(v) for v in value)
+            else:
+                parts.append(str(value))
     return "\n".join(parts)
 
 
@@ -1192,12 +1209,25 @@ _CASE_ROW = ("id", "title", "description", "severity", "tlp", "status", "created
              "created_at", "updated_at", "version", "assignee", "closed_at", "doc")
 
 
+_HOUR_MICROS: dict[str, int] = {}
+
+
 def _micros(stamp: Any) -> int:
-    """Microseconds since the epoch; fast for the canonical ``...T..:..:..ffffffZ``."""
-    if type(stamp) is str and len(stamp) == 27 and stamp[-1] == "Z":
-        moment = datetime.fromisoformat(stamp[:-1])
-        return (int(moment.replace(tzinfo=UTC).timestamp()) * 1_000_000
-                + moment.microsecond)
+    """Microseconds since the epoch; fast for the canonical ``...T..:..:..ffffffZ``
+    (the hour's start is cached, minutes, seconds and fraction added)."""
+    if (type(stamp) is str and len(stamp) == 27 and stamp[26] == "Z" and stamp[13] == ":"
+            and stamp[16] == ":" and stamp[19] == "."):
+        hour = _HOUR_MICROS.get(stamp[:13])
+        if hour is None:
+            moment = datetime.fromisoformat(stamp[:13]).replace(tzinfo=UTC)
+            hour = int(moment.timestamp()) * 1_000_000
+            if len(_HOUR_MICROS) > 100_000:
+                _HOUR_MICROS.clear()
+            _HOUR_MICROS[stamp[:13]] = hour
+        minutes, seconds, fraction = stamp[14:16], stamp[17:19], stamp[20:26]
+        if (minutes.isdigit() and seconds.isdigit() and fraction.isdigit()
+                and minutes < "60" and seconds < "60"):
+            return hour + int(minutes) * 60_000_000 + int(seconds) * 1_000_000 + int(fraction)
     return timestamp_micros(stamp)
 
 
