@@ -51,16 +51,13 @@ class PcapFileSource:
             return
         sensor = self.sensor = NetworkSensor(identity, self.path, settings=self.settings,
                                              payload_sink=self.payload_sink)
-        packet = sensor.packet
         size = self.batch_size
+        frames = iter(reader)
         try:
-            for ts, linktype, data, _wirelen in reader:
-                packet(ts, linktype, data)
+            while sensor.consume(frames, size) and not self._stopped:
                 if len(sensor.events) >= size:
                     events, rejected = sensor.take()
                     yield Batch(events, rejected)
-                if self._stopped:
-                    break
         except ParseError as exc:
             sensor.reject("unreadable_file", "0", b"", str(exc))
         finally:
