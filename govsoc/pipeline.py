@@ -9,9 +9,11 @@ once its events, rejects and alerts are safely stored.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -156,14 +158,61 @@ class Pipeline:
         self._record(drafts)
 
     def run(self, batches: Iterable[Batch],
-            progress: Callable[[InsertResult, Batch], None] | None = None) -> IngestStats:
-        """Submit every batch of a finite input, then flush detectors."""
-        for batch in batches:
+            progress: Callable[[InsertResult, Batch], None] | None = None,
+            read_ahead: int = 0) -> IngestStats:
+        """Submit every batch of a finite input, then flush detectors.
+
+        ``read_ahead`` > 0 parses that many batches ahead on a reader thread while
+        the store writes (SQLite works outside the interpreter lock)."""
+        source = batches if read_ahead <= 0 else _read_ahead(batches, read_ahead)
+        for batch in source:
             result = self.submit(batch)
             if progress is not None:
                 progress(result, batch)
         self.flush()
         return self.stats
+
+
+_END = object()
+
+
+def _read_ahead(batches: Iterable[Batch], depth: int) -> Iterator[Batch]:
+    """The batches, produced on a reader thread at most ``depth`` ahead (memory stays
+    bounded); an error of the reader is raised here, in order."""
+    ahead: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            offer(exc)
+
+    reader = threading.Thread(target=produce, name="govsoc-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def build_detectors(config: Config, store: Store) -> list[Detector]:

@@ -38,7 +38,7 @@ def run_ingest(app, label: str, batches: Iterable[Batch], *, detect: bool = True
     started = time.monotonic()
     try:
         pipeline.run(batches, lambda result, batch: progress.update(
-            len(batch), done_bytes() if done_bytes is not None else None))
+            len(batch), done_bytes() if done_bytes is not None else None), read_ahead=4)
     finally:
         progress.finish()
         for line in summary_lines(pipeline.stats, time.monotonic() - started):

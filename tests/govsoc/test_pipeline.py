@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from collectors.base import Batch
 from govsoc.events import event_id, new_event
 from govsoc.pipeline import build_pipeline
-from store.base import AlertFilter, Suppression
+from store.base import AlertFilter, EventQuery, Suppression
 from store.sqlite import SQLiteStore
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -64,3 +64,46 @@ def test_rules_disabled_uploaded_and_suppressed_in_the_console(config, tmp_path)
     webshell = store.list_alerts(AlertFilter(rule_ids=[WEBSHELL_RULE])).items
     assert len(webshell) == 1 and webshell[0].host == "PORTAL01"  # the second was not raised
     store.close()
+
+
+def _plain(n: int) -> dict:
+    event = new_event("test.sample", T0 + timedelta(seconds=n), message=f"line {n}")
+    event["event"]["id"] = event_id("read-ahead-test", n)
+    return event
+
+
+def test_read_ahead_keeps_order_and_stays_bounded(tmp_path):
+    from govsoc.pipeline import Pipeline
+
+    produced: list[int] = []
+    seen_ahead: list[int] = []
+
+    def batches():
+        for i in range(20):
+            produced.append(i)
+            yield Batch([_plain(i * 10 + k) for k in range(10)])
+
+    store = SQLiteStore(tmp_path / "govsoc.db")
+    pipeline = Pipeline(store, [])
+    pipeline.run(batches(), lambda result, batch: seen_ahead.append(len(produced)),
+                 read_ahead=3)
+    assert pipeline.stats.stored == 200
+    # the reader never ran more than the queue depth (+ the batch being put) ahead
+    assert all(ahead - (i + 1) <= 4 for i, ahead in enumerate(seen_ahead))
+    assert store.count_events(EventQuery()) == 200
+
+
+def test_read_ahead_raises_the_readers_error_after_what_came_before(tmp_path):
+    import pytest
+
+    from govsoc.pipeline import Pipeline
+
+    def batches():
+        yield Batch([_plain(1)])
+        raise OSError("disk went away")
+
+    store = SQLiteStore(tmp_path / "govsoc.db")
+    pipeline = Pipeline(store, [])
+    with pytest.raises(OSError, match="disk went away"):
+        pipeline.run(batches(), read_ahead=2)
+    assert pipeline.stats.stored == 1
