@@ -75,8 +75,11 @@ def _record(app: Any, events: list[Any], alerts: list[Any]) -> tuple[int, int]:
 def scan(app: Any, paths: tuple[str, ...], rules: tuple[str, ...], no_default_rules: bool,
          exclude: tuple[str, ...], max_mb: float | None, timeout: int | None,
          threads: int | None, no_archives: bool, record: bool, show_skipped: bool,
-         fmt: str) -> None:
-    """Scan files and directory trees with YARA rules."""
+         fmt: str) -> int:
+    """Scan files and directory trees with YARA rules.
+
+    Exit status, as virus scanners give it: 0 when nothing matched, 1 when some
+    file matched, 2 on a usage error."""
     from detection.yara.alerts import alerts_for
     from detection.yara.scanner import ScanStats
 
@@ -112,6 +115,7 @@ def scan(app: Any, paths: tuple[str, ...], rules: tuple[str, ...], no_default_ru
         events, alerts = alerts_for(matched)
         created, folded = _record(app, events, alerts)
         click.echo(f"alerts: {created} new, {folded} folded into existing ones", err=True)
+    return 1 if matched else 0
 
 
 @click.group("yara")

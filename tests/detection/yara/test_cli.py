@@ -24,7 +24,7 @@ def test_scan_jsonl_and_record(tmp_path):
     (www / "index.php").write_text("<?php echo 'Xin chao';\n")
     os.mkfifo(www / "pipe")
     res = run(["scan", str(www), "--format", "jsonl", "--record"], tmp_path)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # something matched
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert len(rows) == 1
     row = rows[0]
@@ -51,6 +51,15 @@ def test_rules_report_names_file_and_line(tmp_path):
     assert [(r["file"]["path"], r["line"]) for r in rows] == [(str(rules / "bad.yar"), 2)]
     assert "nosuch" in rows[0]["reason"]
     table = run(["scan", str(rules), "--rules", str(rules), "--no-default-rules"], tmp_path)
-    assert table.returncode == 0
+    assert table.returncode == 1
     assert '["fine"]' in table.stdout and "1 matched" in table.stderr
     assert "bad.yar:2" in table.stderr
+
+
+def test_scan_of_clean_files_exits_zero(tmp_path):
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "index.php").write_text("<?php echo 'Xin chao';\n")
+    res = run(["scan", str(www)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "1 scanned" in res.stderr and ", 0 matched" in res.stderr and res.stdout == ""
