@@ -6,9 +6,12 @@ Suricata and Elastic, so events can be joined across tools.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import struct
+from binascii import b2a_base64
+from hashlib import sha1
+
+# seed, addresses, protocol, padding, ports: one pack per address family
+_WITH_PORTS = {4: struct.Struct("!H4s4sBxHH").pack, 16: struct.Struct("!H16s16sBxHH").pack}
 
 # ICMP types with a counterpart: the pair is hashed like ports, so request and
 # reply land on one id (per the specification's table)
@@ -31,8 +34,9 @@ def community_id(src: bytes, sport: int, dst: bytes, dport: int, proto: int,
     # one-way ICMP messages keep their direction, as the specification says
     if not one_way and (src, sport) > (dst, dport):
         src, sport, dst, dport = dst, dport, src, sport
-    data = struct.pack("!H", seed) + src + dst + struct.pack("!BB", proto, 0)
     if proto in (1, 6, 17, 58, 132):
-        data += struct.pack("!HH", sport, dport)
-    digest = hashlib.sha1(data, usedforsecurity=False).digest()
-    return "1:" + base64.b64encode(digest).decode("ascii")
+        data = _WITH_PORTS[len(src)](seed, src, dst, proto, sport, dport)
+    else:
+        data = struct.pack("!H", seed) + src + dst + struct.pack("!BB", proto, 0)
+    digest = sha1(data, usedforsecurity=False).digest()
+    return "1:" + b2a_base64(digest, newline=False).decode("ascii")

@@ -86,6 +86,7 @@ class Flow:
         "app",
         "closed_at",
         "community_id",
+        "event_parts",
         "history",
         "index",
         "key",
@@ -133,6 +134,8 @@ class Flow:
         self.missed_bytes = 0
         self.service = ""
         self.community_id = ""  # computed once, when the first event needs it
+        #: addresses as text and the network fields every event of the flow repeats
+        self.event_parts: Any = None
 
     @property
     def terminated(self) -> bool:

@@ -354,30 +354,40 @@ class NetworkSensor:
 
     def _base(self, dataset: str, ts: float, flow: Flow, position: str,
               category: list[str], type_: list[str]) -> Event:
-        src, sport, dst, dport, proto = flow.key
-        network: dict[str, Any] = {
-            "transport": TRANSPORTS.get(proto, str(proto)),
-            "iana_number": str(proto),
-            "type": "ipv4" if len(src) == 4 else "ipv6",
-            "community_id": flow.community_id or self._community_id(flow),
-        }
-        if flow.vlan >= 0:
+        parts = flow.event_parts
+        if parts is None:
+            parts = flow.event_parts = self._event_parts(flow)
+        src_ip, dst_ip, network, sport, dport = parts
+        network = network.copy()
+        if "vlan" in network:
             network["vlan"] = {"id": str(flow.vlan)}
         event: Event = {
             "@timestamp": iso_timestamp(ts),
             "event": {"kind": "event", "module": "network", "dataset": dataset,
                       "id": self._event_id(position),
                       "category": category, "type": type_},
-            "source": {"ip": self.ip(src)},
-            "destination": {"ip": self.ip(dst)},
+            "source": {"ip": src_ip} if sport < 0 else {"ip": src_ip, "port": sport},
+            "destination": {"ip": dst_ip} if sport < 0 else {"ip": dst_ip, "port": dport},
             "network": network,
         }
-        if proto in (PROTO_TCP, PROTO_UDP):
-            event["source"]["port"] = sport
-            event["destination"]["port"] = dport
         if self.observer:
             event["observer"] = {"name": self.observer, "type": "sensor"}
         return event
+
+    def _event_parts(self, flow: Flow) -> tuple[str, str, dict[str, Any], int, int]:
+        """What every event of a flow repeats, worked out once per flow."""
+        src, sport, dst, dport, proto = flow.key
+        network: dict[str, Any] = {
+            "transport": TRANSPORTS.get(proto) or str(proto),
+            "iana_number": str(proto),
+            "type": "ipv4" if len(src) == 4 else "ipv6",
+            "community_id": flow.community_id or self._community_id(flow),
+        }
+        if flow.vlan >= 0:
+            network["vlan"] = {"id": str(flow.vlan)}
+        if proto not in (PROTO_TCP, PROTO_UDP):
+            sport = dport = -1
+        return self.ip(src), self.ip(dst), network, sport, dport
 
     @staticmethod
     def _community_id(flow: Flow) -> str:
