@@ -73,7 +73,7 @@ from govsoc.errors import RuleError
 log = logging.getLogger("govsoc.detection.sigma")
 
 #: Bumped whenever generated code changes meaning; part of the rule-cache key.
-ENGINE_VERSION = "govsoc-sigma-6"
+ENGINE_VERSION = "govsoc-sigma-7"
 
 #: Shortest literal worth giving the prefilter (shorter ones occur everywhere).
 MIN_LITERAL = 3
@@ -82,6 +82,12 @@ MIN_LITERAL = 3
 FALLBACK_REGEX_TIMEOUT = 0.05
 
 Predicate = Callable[[dict[str, Any], dict[str, Any]], bool]
+
+#: A prefilter atom: ``("lit", text)`` — the text occurs somewhere in the event's
+#: lower-cased values; ``("eq", field, value)`` — the field's lower-cased value (or an
+#: element of it) is ``value``; ``("base", field, name)`` — the part of the field's
+#: lower-cased value after its last backslash is ``name`` (a file name).
+Atom = tuple[str, ...]
 
 
 class RuleCompileError(RuleError):
@@ -329,6 +335,9 @@ class CompiledRule:
     keywords: bool = False
     #: the rule's ``name`` (what correlation rules refer to)
     name: str | None = None
+    #: prefilter atoms one of which holds in every event the rule matches (see
+    #: :func:`required_atoms`); None: no such set, the rule is evaluated on every event
+    atoms: list[Atom] | None = None
     #: False when only correlation rules should use this rule's matches
     generate: bool = True
     _predicate: Predicate | None = field(default=None, repr=False, compare=False)
@@ -657,6 +666,95 @@ def required_literals(node: Any) -> set[str] | None:
     return None
 
 
+#: Process image names so common that finding one pins a field only a little.
+COMMON_FILE_NAMES = frozenset({
+    "cmd.exe", "powershell.exe", "pwsh.exe", "rundll32.exe", "regsvr32.exe", "svchost.exe",
+    "conhost.exe", "explorer.exe", "wmic.exe", "reg.exe", "net.exe", "net1.exe",
+    "msiexec.exe", "mshta.exe", "cscript.exe", "wscript.exe", "services.exe", "lsass.exe",
+    "schtasks.exe", "sc.exe", "wmiprvse.exe", "taskhostw.exe", "dllhost.exe", "werfault.exe",
+})
+
+
+def _atom_score(atom: Atom) -> int:
+    """How rare an atom is likely to be: a value pinned to one field is rarer than
+    the same text anywhere in the event."""
+    if atom[0] == "lit":
+        return _selectivity(atom[1])
+    value = atom[2]
+    if atom[0] == "base" and value in COMMON_FILE_NAMES:
+        return 8
+    if value and _selectivity(value) == 1:  # "high", "microsoft corporation"
+        return 2
+    return 12 + min(len(value), 20)
+
+
+def required_atoms(node: Any) -> set[Atom] | None:
+    """Prefilter atoms one of which holds in every event ``node`` matches (None: no such set).
+
+    Like :func:`required_literals`, but a plain value of a field (``Image|endswith:
+    '\\cmd.exe'``, ``OriginalFileName: 'Cmd.Exe'``, ``LogonType: 3``) becomes an atom
+    tied to that field, found by a dictionary lookup instead of anywhere in the event.
+    """
+    if isinstance(node, ConditionOR):
+        out: set[Atom] = set()
+        for arg in node.args:
+            sub = required_atoms(arg)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(node, ConditionAND):
+        best: set[Atom] | None = None
+        best_key: tuple[int, int] = (0, 0)
+        for arg in node.args:
+            sub = required_atoms(arg)
+            if not sub:
+                continue
+            key = (min(_atom_score(a) for a in sub), -len(sub))
+            if best is None or key > best_key:
+                best, best_key = sub, key
+        return best
+    if isinstance(node, ConditionNOT):
+        return None
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        if node.field in ROUTING_FIELDS:
+            return None
+        return _field_atoms(node.field, node.value)
+    if isinstance(node, ConditionValueExpression):
+        lits = _value_literals(node.value)
+        return {("lit", lit) for lit in lits} if lits else None
+    return None
+
+
+def _field_atoms(name: str, value: Any) -> set[Atom] | None:
+    if isinstance(value, SigmaExpansion):
+        out: set[Atom] = set()
+        for v in value.values:
+            sub = _field_atoms(name, v)
+            if sub is None:
+                return None
+            out |= sub
+        return out
+    if isinstance(value, SigmaBool):
+        return {("eq", name, "true" if value.boolean else "false")}
+    if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+        return {("eq", name, _text(value.number).lower())}
+    if isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString):
+        segs = [s.lower() if isinstance(s, str) else s for s in _segments(value)]
+        if not segs:
+            return {("eq", name, "")}
+        if len(segs) == 1 and isinstance(segs[0], str):
+            return {("eq", name, segs[0])}
+        if (len(segs) == 2 and segs[0] == SpecialChars.WILDCARD_MULTI
+                and isinstance(segs[1], str) and "\\" in segs[1]):
+            # ends with "\\name": the value's file name is "name"
+            base = segs[1].rpartition("\\")[2]
+            if base:
+                return {("base", name, base)}
+    lits = _value_literals(value)
+    return {("lit", lit) for lit in lits} if lits else None
+
+
 #: Fields routing decides on (see detection.sigma.routing).
 ROUTING_FIELDS = frozenset({"winlog.event_id", "winlog.channel", "event.dataset"})
 
@@ -786,11 +884,13 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
     exprs: list[str] = []
     literal_sets: list[set[str] | None] = []
     event_id_sets: list[set[str] | None] = []
+    atom_sets: list[set[Atom] | None] = []
     try:
         for condition in rule.detection.parsed_condition:
             tree = condition.parsed
             exprs.append(gen.node(tree))
             literal_sets.append(required_literals(tree))
+            atom_sets.append(required_atoms(tree))
             event_id_sets.append(required_values(tree, "winlog.event_id"))
     except SigmaError as exc:
         raise RuleCompileError(str(exc), where) from exc
@@ -808,6 +908,9 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         for s in literal_sets:
             merged |= s or set()
         literals = sorted(merged)
+    atoms: list[Atom] | None = None
+    if all(s for s in atom_sets):
+        atoms = sorted(set().union(*[s for s in atom_sets if s]))
     event_ids: list[str] | None = None
     if all(e is not None for e in event_id_sets):
         event_ids = sorted(set().union(*[e for e in event_id_sets if e is not None]))
@@ -819,7 +922,8 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         product=rule.logsource.product, category=rule.logsource.category,
         service=rule.logsource.service, path=where, source=source, fields=gen.fields,
         literals=literals, warnings=gen.warnings, code=marshal.dumps(code),
-        name=getattr(rule, "name", None), keywords=gen.keywords_used, event_ids=event_ids)
+        name=getattr(rule, "name", None), keywords=gen.keywords_used, event_ids=event_ids,
+        atoms=atoms)
     # execute once now so constant errors (bad CIDR, bad regex) surface at compile time
     try:
         compiled._predicate = load_predicate(compiled.code)

@@ -1,9 +1,10 @@
 """The streaming Sigma detector the ingest pipeline runs on every new batch.
 
-For each event: one flat view (lower-cased values computed once), its routing
-key (dataset, channel, event id) picks the rules of its logsource, the
-Aho-Corasick prefilter of that route picks the candidates, and only those
-compiled predicates run. Matches become :class:`store.base.NewAlert` drafts
+For each event: its routing key (dataset, channel, event id) picks the rules
+of its logsource, one flat view of the fields those rules name (lower-cased
+values computed once) is built, the prefilter of that route (Aho-Corasick over
+literals, dictionary lookups of field values) picks the candidates, and only
+those compiled predicates run. Matches become :class:`store.base.NewAlert` drafts
 (rule id, title, level → severity, ATT&CK tags, the event id and fields, a
 group key the store folds repeats by); suppressions (rule + field=value) are
 honoured; matches of rules used by correlation rules feed
@@ -19,11 +20,13 @@ from typing import Any
 
 from detection.sigma.compiler import KEYWORD_SCOPE, CompiledRule, Predicate
 from detection.sigma.eventview import (
+    _SEP,
     BULKY_FIELDS,
     FieldPlan,
     build_view,
     keyword_text,
     keyword_view,
+    windows_text,
 )
 from detection.sigma.prefilter import Prefilter
 from detection.sigma.routing import EventKey, RouteSpec, route_for
@@ -61,16 +64,18 @@ def group_key(rule: CompiledRule, raw: dict[str, Any]) -> str:
 
 
 class _Route:
-    """The rules of one routing key: field plan and prefilters."""
+    """The rules of one routing key: field plan and prefilter."""
 
-    __slots__ = ("keyword_prefilter", "plan", "prefilter")
+    __slots__ = ("keyword", "plan", "prefilter", "view", "wants_text")
 
-    def __init__(self, prefilter: Prefilter, plan: FieldPlan,
-                 keyword_prefilter: Prefilter | None) -> None:
+    def __init__(self, prefilter: Prefilter, plan: FieldPlan, keyword: frozenset[int]) -> None:
         self.prefilter = prefilter
         self.plan = plan
+        self.view = plan.view
         #: rules searching values without a field (see eventview.keyword_view)
-        self.keyword_prefilter = keyword_prefilter
+        self.keyword = keyword
+        #: whether the prefilter searches the event's text at all
+        self.wants_text = prefilter.has_literals
 
 
 def event_key_of(event: Event) -> EventKey:
@@ -86,6 +91,13 @@ def event_key_of(event: Event) -> EventKey:
             None if eid is None else str(eid))
 
 
+def _event_time(event: Event) -> datetime:
+    try:
+        return parse_timestamp(event.get("@timestamp"))
+    except (ValueError, TypeError):
+        return datetime.now(UTC)
+
+
 class SigmaDetector:
     """Streaming Sigma matcher over ECS events (implements ``detection.base.Detector``)."""
 
@@ -96,11 +108,13 @@ class SigmaDetector:
         self.rules: list[CompiledRule] = list(ruleset.rules)
         self.predicates: list[Predicate] = [r.predicate for r in self.rules]
         self.literals = [r.literals for r in self.rules]
+        self.atoms = [r.atoms for r in self.rules]
         self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service, r.event_ids)
                                        for r in self.rules]
         self.severities = [Severity.parse(r.level) for r in self.rules]
         self.keyword_rules = [r.keywords for r in self.rules]
         self._routes: dict[EventKey, _Route] = {}
+        self._alert_readers: dict[int, Any] = {}
         used = {f for r in self.rules for f in r.fields}
         self.skip = frozenset(f for f in BULKY_FIELDS if f not in used)
         self.suppressions: dict[str, list[tuple[str, str, datetime | None]]] = {}
@@ -118,31 +132,41 @@ class SigmaDetector:
         route = self._routes.get(key)
         if route is None:
             members = [i for i, spec in enumerate(self.specs) if spec.accepts(key)]
-            plain = [i for i in members if not self.keyword_rules[i]]
-            keyword = [i for i in members if self.keyword_rules[i]]
+            keyword = frozenset(i for i in members if self.keyword_rules[i])
             plan = FieldPlan(f for i in members for f in self.rules[i].fields)
-            keyword_prefilter = None
-            if keyword:
-                keyword_prefilter = Prefilter.build(keyword, self.literals)
-            route = _Route(Prefilter.build(plain, self.literals), plan, keyword_prefilter)
+            route = _Route(Prefilter.build(members, self.atoms), plan, keyword)
             if len(self._routes) > 65536:
                 self._routes.clear()
             self._routes[key] = route
         return route
 
     def _evaluate(self, event: Event) -> list[int]:
-        route = self._route(event_key_of(event))
-        low, raw, text = route.plan.view(event)
+        key = event_key_of(event)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
+        low, raw, text = route.view(event)
+        if route.wants_text:
+            winlog = event.get("winlog")
+            data = winlog.get("event_data") if winlog.__class__ is dict else None
+            if data.__class__ is dict:
+                # the whole event data, which holds every named field of it and
+                # every value a keyword rule searches
+                text = windows_text(data, event.get("message")) + _SEP + text
+            elif route.keyword:
+                text = text + _SEP + keyword_text(event)
+        candidates = route.prefilter.candidates(text, low)
+        if not candidates:
+            return candidates
         out: list[int] = []
-        if route.keyword_prefilter is not None:
-            keyword = route.keyword_prefilter.candidates(keyword_text(event))
-            if keyword:
-                kw_low, kw_raw, _ = keyword_view(event)
-                full_low = {**low, **kw_low, KEYWORD_SCOPE: kw_low}
-                self._run_all(keyword, full_low, {**raw, **kw_raw}, event, out)
-        candidates = route.prefilter.candidates(text)
-        if candidates:
-            self._run_all(candidates, low, raw, event, out)
+        keyword = route.keyword
+        if keyword and not keyword.isdisjoint(candidates):
+            kw_low, kw_raw, _ = keyword_view(event)
+            full_low = {**low, **kw_low, KEYWORD_SCOPE: kw_low}
+            self._run_all([n for n in candidates if n in keyword], full_low, {**raw, **kw_raw},
+                          event, out)
+            candidates = [n for n in candidates if n not in keyword]
+        self._run_all(candidates, low, raw, event, out)
         if len(out) > 1:
             out.sort()
         return out
@@ -194,6 +218,7 @@ class SigmaDetector:
         alerts: list[NewAlert] = []
         for event, hits in self.iter_matches(events):
             flat: dict[str, Any] | None = None
+            when: datetime | None = None
             for n in hits:
                 rule = self.rules[n]
                 if rule.rule_id in self.disabled:
@@ -203,11 +228,15 @@ class SigmaDetector:
                                   if a.rule_id not in self.disabled)
                 if not rule.generate:
                     continue
-                if flat is None:
-                    flat = build_view(event, self.skip)[1]
-                if self._suppressed(rule.rule_id, flat):
-                    continue
-                alerts.append(self.alert(n, event, flat))
+                if self.suppressions and (rule.rule_id in self.suppressions
+                                          or "*" in self.suppressions):
+                    if flat is None:
+                        flat = build_view(event, self.skip)[1]
+                    if self._suppressed(rule.rule_id, flat):
+                        continue
+                if when is None:
+                    when = _event_time(event)
+                alerts.append(self.alert(n, event, flat, when))
         return alerts
 
     def flush(self) -> list[NewAlert]:
@@ -241,26 +270,32 @@ class SigmaDetector:
                     return True
         return False
 
-    def alert(self, n: int, event: Event, flat: dict[str, Any] | None = None) -> NewAlert:
-        """The alert draft for rule ``n`` matching ``event`` (``flat``: its flat fields)."""
+    def alert(self, n: int, event: Event, flat: dict[str, Any] | None = None,
+              when: datetime | None = None) -> NewAlert:
+        """The alert draft for rule ``n`` matching ``event`` (``flat``: its flat fields,
+        ``when``: its time, both worked out here when not given)."""
         rule = self.rules[n]
         if flat is None:
-            flat = build_view(event, self.skip)[1]
+            # only the fields the alert carries, read by the rule's own generated reader
+            reader = self._alert_readers.get(n)
+            if reader is None:
+                reader = FieldPlan((*ALERT_FIELDS, *rule.fields), raw_only=True).view
+                self._alert_readers[n] = reader
+            flat = reader(event)
         fields: dict[str, Any] = {}
         for name in (*ALERT_FIELDS, *rule.fields):
             value = flat.get(name)
             if value is not None and value != "":
                 fields[name] = value
-        try:
-            when = parse_timestamp(event.get("@timestamp"))
-        except (ValueError, TypeError):
-            when = datetime.now(UTC)
-        event_id = get_field(event, "event.id")
+        if when is None:
+            when = _event_time(event)
+        ev = event.get("event")
+        event_id = ev.get("id") if ev.__class__ is dict else None
         return NewAlert(
             rule_id=rule.rule_id, rule_name=rule.title, severity=self.severities[n],
             group_key=group_key(rule, fields), timestamp=when, source="sigma",
             event_ids=[str(event_id)] if event_id else [],
-            tags=list(rule.tags), dataset=get_field(event, "event.dataset"),
+            tags=list(rule.tags), dataset=ev.get("dataset") if ev.__class__ is dict else None,
             description=rule.description, fields=fields, matched_fields=list(rule.fields))
 
     # ------------------------------------------------------------------ construction

@@ -2,7 +2,9 @@
 
 Computed once per event and shared by every rule that looks at it, so each
 field value is lower-cased once, not once per rule. ``text`` joins the
-lower-cased values for the literal prefilter.
+lower-cased values for the literal prefilter; for a Windows event it is
+:func:`windows_text` (every event-data value and the message, joined and
+lower-cased in one call) plus the named fields outside the event data.
 """
 
 from __future__ import annotations
@@ -74,10 +76,12 @@ class FieldPlan:
 
     Flattening a whole event costs more than most rules; when no rule of the
     route searches keywords (which look at every field), the view holds just
-    the named fields, read straight from their parent objects.
+    the named fields, read straight from their parent objects. The text it
+    returns joins only the fields outside ``winlog.event_data``: the event
+    data is searched whole through :func:`windows_text`.
     """
 
-    def __init__(self, fields: Iterable[str]) -> None:
+    def __init__(self, fields: Iterable[str], raw_only: bool = False) -> None:
         groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for name in sorted(set(fields)):
             if name.startswith("winlog.event_data."):
@@ -88,13 +92,34 @@ class FieldPlan:
                 parent = tuple(head)
             groups.setdefault(parent, []).append((key, name))
         self.groups = [(parent, tuple(members)) for parent, members in groups.items()]
-        self.view = self._generate()
+        self.view = self._generate_raw() if raw_only else self._generate()
+
+    def _generate_raw(self) -> Any:
+        """A reader of just the raw values: ``view(event) -> raw``."""
+        lines = ["def view(event):", "    raw = {}"]
+        for number, (parent, members) in enumerate(self.groups):
+            node = "event"
+            for depth, step in enumerate(parent):
+                var = f"p{number}_{depth}"
+                lines.append(f"    {var} = {node}.get({step!r}) if {node}.__class__ is dict "
+                             "else None")
+                node = var
+            lines.append(f"    if {node}.__class__ is dict:")
+            for key, name in members:
+                lines += [f"        v = {node}.get({key!r})",
+                          "        if v is not None and v.__class__ is not dict:",
+                          f"            raw[{name!r}] = v"]
+        lines.append("    return raw")
+        namespace: dict[str, Any] = {}
+        exec(compile("\n".join(lines), "<field reader>", "exec"), namespace)  # noqa: S102
+        return namespace["view"]
 
     def _generate(self) -> Any:
         """The view as straight-line code: one lookup per field, no loops."""
         lines = ["def view(event):", "    raw = {}", "    low = {}", "    parts = []",
                  "    add = parts.append"]
         for number, (parent, members) in enumerate(self.groups):
+            add = "add" if parent != ("winlog", "event_data") else "_skip"
             node = "event"
             for depth, step in enumerate(parent):
                 var = f"p{number}_{depth}"
@@ -110,9 +135,10 @@ class FieldPlan:
                     "            if v.__class__ is str:",
                     "                lv = v.lower()",
                     f"                low[{name!r}] = lv",
-                    "                add(lv)",
+                    *([f"                {add}(lv)"] if add == "add" else []),
                     "            else:",
-                    f"                _other({name!r}, v, low, parts)",
+                    f"                _other({name!r}, v, low, "
+                    f"{'parts' if add == 'add' else 'None'})",
                 ]
         lines.append("    return low, raw, _SEP.join(parts)")
         namespace: dict[str, Any] = {"_other": _add_other, "_SEP": _SEP}
@@ -120,9 +146,11 @@ class FieldPlan:
         return namespace["view"]
 
 
-def _add_other(name: str, value: Any, low: dict[str, Any], parts: list[str]) -> None:
+def _add_other(name: str, value: Any, low: dict[str, Any], parts: list[str] | None) -> None:
     lv = _lower(value)
     low[name] = lv
+    if parts is None:
+        return
     if lv.__class__ is tuple:
         parts.extend(lv)
     else:
@@ -141,6 +169,17 @@ def _texts(values: Iterable[Any]) -> Iterator[str]:
             yield from _texts(value)
         else:
             yield _lower_scalar(value)
+
+
+def windows_text(data: dict[str, Any], message: Any) -> str:
+    """The lower-cased text of a Windows event's data values and message."""
+    try:
+        text = _SEP.join(data.values())
+    except TypeError:  # a number or an array among the values
+        text = _SEP.join(_texts(data.values()))
+    if message.__class__ is str:
+        text = text + _SEP + message
+    return text.lower()
 
 
 def keyword_text(event: Mapping[str, Any]) -> str:
