@@ -164,6 +164,12 @@ _MIGRATIONS: list[list[str]] = [
         "CREATE INDEX dead_letters_source ON dead_letters(source, seq)",
         "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ],
+    # 2: the dashboard's grouped counts and histogram read one covering index over
+    # the time range instead of the alert rows
+    [
+        "CREATE INDEX alerts_dashboard ON alerts(last_seen, status, severity, rule_id, "
+        "host, source, first_seen)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)

@@ -71,3 +71,23 @@ def test_audit_rows_cannot_be_changed_in_the_file(tmp_path):
     with pytest.raises(sqlite3.DatabaseError, match="append-only"):
         conn.execute("DELETE FROM audit")
     conn.close()
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path):
+    import sqlite3
+
+    from store.sqlite import _MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+
+    path = tmp_path / "govsoc.db"
+    conn = sqlite3.connect(path)
+    for statement in _MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO settings VALUES ('kept', '1')")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    assert store.schema_version() == SCHEMA_VERSION >= 2
+    assert store.get_setting("kept") == 1
+    names = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "alerts_dashboard" in names
