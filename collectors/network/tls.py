@@ -22,6 +22,7 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 from struct import unpack_from
+from typing import Any
 
 from govsoc.errors import ParseError
 
@@ -128,9 +129,24 @@ class ClientHello:
                          join(self.groups), join(self.point_formats)))
 
     def ja3(self) -> str:
-        return hashlib.md5(self.ja3_string().encode(), usedforsecurity=False).hexdigest()
+        key = ("ja3", self.version, *self.ciphers, -1, *self.extensions, -1, *self.groups, -1,
+               *self.point_formats)
+        found = _FINGERPRINTS.get(key)
+        if found is None:
+            found = _remember(key, hashlib.md5(self.ja3_string().encode(),
+                                               usedforsecurity=False).hexdigest())
+        return found
 
     def ja4(self, transport: str = "t") -> str:
+        key = (transport, self.version, bool(self.server_name), *self.alpn[:1], -1,
+               *self.supported_versions, -1, *self.ciphers, -1, *self.extensions, -1,
+               *self.signature_algorithms)
+        found = _FINGERPRINTS.get(key)
+        if found is None:
+            found = _remember(key, self._ja4(transport))
+        return found
+
+    def _ja4(self, transport: str) -> str:
         versions = [v for v in self.supported_versions if not is_grease(v)]
         top = max(versions) if versions else self.version
         version = _JA4_VERSIONS.get(top, "00")
@@ -169,12 +185,24 @@ class ServerHello:
         return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
+# A network has few distinct client implementations, so most hellos repeat an
+# earlier one's fingerprint inputs: fingerprints are remembered by those inputs.
+_FINGERPRINTS: dict[tuple[Any, ...], str] = {}
+
+
+def _remember(key: tuple[Any, ...], value: str) -> str:
+    if len(_FINGERPRINTS) >= 4096:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[key] = value
+    return value
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _u16_list(data: bytes, off: int, length: int) -> list[int]:
-    return [unpack_from("!H", data, off + i)[0] for i in range(0, length - 1, 2)]
+    return list(unpack_from(f"!{length // 2}H", data, off))
 
 
 def parse_client_hello(body: bytes) -> ClientHello:
