@@ -3,20 +3,27 @@
 Shared by every line-based collector. A line longer than the bound is not kept
 whole in memory: its first ``max_bytes`` are returned flagged as truncated and
 the rest is skipped, so one attacker-made giant line cannot exhaust memory.
+
+:func:`read_lines` reads line by line and leaves the stream right after the last
+line it gave (callers may go on reading the stream themselves);
+:func:`read_lines_bulk` gives the same lines from large blocks split at once,
+several times faster, for readers that seek to their own offset before each read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 _CHUNK = 1 << 16
+#: bytes read at once by read_lines_bulk
+BLOCK_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class RawLine:
+class RawLine(NamedTuple):
+    """One line of a file (a tuple: made once per line, it must be cheap)."""
+
     number: int  # 1-based
     offset: int  # byte offset of the line's first byte
     data: bytes  # without the line terminator
@@ -58,3 +65,63 @@ def read_lines(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES,
         yield RawLine(number, offset, data, truncated, consumed)
         number += 1
         offset += consumed
+
+
+def read_lines_bulk(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                    start_offset: int = 0, start_line: int = 1, final_partial: bool = True,
+                    block_bytes: int = BLOCK_BYTES) -> Iterator[RawLine]:
+    """The lines :func:`read_lines` gives, read a block at a time.
+
+    The stream must be positioned at ``start_offset``; where it is left afterwards
+    is unspecified (it is read ahead), except that an unterminated last line left
+    unread (``final_partial`` False) is not consumed: the stream is put back at its
+    start, as :func:`read_lines` does.
+    """
+    number = start_line
+    offset = start_offset
+    read = stream.read
+    pending = b""  # the start of a line whose newline is not read yet
+    carry = b""  # read bytes not yet split (after an over-long line's end)
+    while True:
+        chunk = carry or read(block_bytes)
+        carry = b""
+        if not chunk:
+            if pending:
+                if not final_partial:
+                    stream.seek(offset)
+                    return
+                yield RawLine(number, offset, pending.rstrip(b"\r"), False, len(pending))
+            return
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for raw in lines:
+            size = len(raw)
+            if size > max_bytes:
+                yield RawLine(number, offset, raw[:max_bytes], True, size + 1)
+            elif raw[-1:] == b"\r":
+                yield RawLine(number, offset, raw.rstrip(b"\r"), False, size + 1)
+            else:
+                yield RawLine(number, offset, raw, False, size + 1)
+            number += 1
+            offset += size + 1
+        if len(pending) > max_bytes:
+            # an over-long line: keep its head, skip to its newline (or the end)
+            head, consumed = pending[:max_bytes], len(pending)
+            pending = b""
+            while True:
+                more = read(block_bytes)
+                if not more:
+                    break
+                end = more.find(b"\n")
+                if end >= 0:
+                    consumed += end + 1
+                    carry = more[end + 1:]
+                    break
+                consumed += len(more)
+            yield RawLine(number, offset, head, True, consumed)
+            number += 1
+            offset += consumed
+            if not carry and not more:
+                return

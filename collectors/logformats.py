@@ -21,7 +21,7 @@ from typing import Any
 from collectors.auditd import AuditEventParser
 from collectors.authlog import AuthLogParser
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
-from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines
+from collectors.lines import DEFAULT_MAX_LINE_BYTES, read_lines_bulk
 from collectors.syslog import SyslogLineParser
 from collectors.textlog import LineParser, line_batches
 from collectors.weblog import AccessLogParser, ApacheErrorLogParser, IISLogParser, detect_kind
@@ -84,7 +84,7 @@ def read_log_file(path: str, kind: str, *, batch_size: int = DEFAULT_BATCH_SIZE,
         # the file's mtime is the reference for timestamps without a year
         reference = datetime.fromtimestamp(st.st_mtime, UTC)
         parser = make_parser(concrete, source=source, timezone=timezone, reference=reference)
-        yield from line_batches(read_lines(fh, max_line_bytes), parser, source, path,
+        yield from line_batches(read_lines_bulk(fh, max_line_bytes), parser, source, path,
                                 batch_size, counters=counters)
 
 

@@ -9,8 +9,8 @@ and dead-letters the lines that cannot be read, naming the file and line.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from hashlib import blake2b
 from typing import Any, Protocol
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
@@ -68,20 +68,20 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
     counts = counters if counters is not None else {}
     for key in COUNTERS:
         counts.setdefault(key, 0)
-    # event ids hash the source then the offset: hash the source once
-    id_base = hashlib.blake2b(digest_size=16)
-    id_base.update(source.encode("utf-8", "surrogatepass"))
-    id_base.update(b"\x00")
+    # event ids hash the source then the offset: the source part is made once
+    id_prefix = source.encode("utf-8", "surrogatepass") + b"\x00"
+    file_path = path
     batch = Batch()
     events, rejected = batch.events, batch.rejected
+    append = events.append
     last: RawLine | None = None
     n_lines = n_events = 0
     for line in lines:
         last = line
         n_lines += 1
         event: Event | list[Event] | None = None
-        data = line.data
-        if line.truncated:
+        _number, offset, data, truncated, _consumed = line
+        if truncated:
             counts["truncated"] += 1
             counts["rejected"] += 1
             rejected.append(DeadLetter(
@@ -105,20 +105,19 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
                 if not rejected or rejected[-1].original is not data:
                     counts["skipped"] += 1
             elif type(event) is dict:
-                digest = id_base.copy()
-                digest.update(str(line.offset).encode())
-                event["event"]["id"] = digest.hexdigest()
+                event["event"]["id"] = blake2b(b"%s%d" % (id_prefix, offset),
+                                               digest_size=16).hexdigest()
                 log = event.get("log")
                 if log is None:
-                    event["log"] = {"file": {"path": path}, "offset": line.offset}
+                    event["log"] = {"file": {"path": file_path}, "offset": offset}
                 else:
-                    log["file"] = {"path": path}
-                    log["offset"] = line.offset
+                    log["file"] = {"path": file_path}
+                    log["offset"] = offset
                 if not valid:
                     counts["invalid_utf8"] += 1
                     event.setdefault("tags", []).append("invalid_utf8")
                 n_events += 1
-                events.append(event)
+                append(event)
             else:
                 assert isinstance(event, list)
                 for joined in event:
@@ -136,6 +135,7 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
             yield batch
             batch = Batch()
             events, rejected = batch.events, batch.rejected
+            append = events.append
     counts["lines"] += n_lines
     counts["events"] += n_events
     if final:

@@ -39,6 +39,9 @@ _ACCESS = re.compile(
 _ACCESS_LOOSE = re.compile(
     r'(\S+) (\S+) (\S+) \[([^\]]{1,64})\] "(.*?)" (\d{3}|-) (\d+|-)'
     r'(?: "(.*?)" "(.*)")?\s*$')
+# The usual line: no backslash anywhere (so no escapes), a plain "METHOD target
+# HTTP/x.y" request. Where it matches, it splits the line exactly as _ACCESS and
+# the request split below do, in one regex step.
 _REQUEST = re.compile(r'([A-Za-z][A-Za-z0-9_\-]{0,31}) (\S+)(?: HTTP/(\d(?:\.\d)?))?$')
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -54,6 +57,13 @@ def _unescape(text: str) -> str:
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}$")
 _IPV6 = re.compile(r"[0-9A-Fa-f:.]{2,45}$")
+# The usual line: no backslash anywhere (so no escapes), a plain "METHOD target
+# HTTP/x.y" request. Where it matches, it splits the line exactly as _ACCESS and
+# the request split do, in one regex step; an IPv4 client (what _is_ip accepts
+# without a colon) lands in the first group, any other client in the second.
+_ACCESS_PLAIN = re.compile(
+    rf'(?:((?:{_OCTET}\.){{3}}{_OCTET})|(\S+)) (\S+) (\S+) \[([^\]]{{1,64}})\] '
+    r'"([A-Za-z]+) ([^ "]+) HTTP/(\d(?:\.\d)?)" (\d{3}|-) (\d+|-)(?: "([^"]*)" "([^"]*)")?')
 
 
 def _is_ip(text: str) -> bool:
@@ -93,6 +103,9 @@ class AccessLogParser:
         self.module = server
         self.dataset = f"{server}.access"
         self._stamp_cache: dict[str, str] = {}
+        # clients and targets repeat line after line: what they give is kept
+        self._client_key: dict[str, str] = {}
+        self._urls: dict[str, dict[str, Any]] = {}
 
     def _timestamp(self, text: str) -> str:
         cached = self._stamp_cache.get(text)
@@ -122,6 +135,10 @@ class AccessLogParser:
         return stamp
 
     def __call__(self, text: str, line: RawLine | None = None) -> Event | None:
+        if "\\" not in text:
+            m = _ACCESS_PLAIN.match(text)
+            if m is not None:
+                return self._plain(text, m)
         if not text or text.isspace():
             return None
         m = _ACCESS.match(text)
@@ -178,6 +195,52 @@ class AccessLogParser:
             event["user"] = {"name": _unescape(user)}
         if agent and agent != "-":
             event["user_agent"] = {"original": _unescape(agent)}
+        return event
+
+
+    def _plain(self, text: str, m: re.Match[str]) -> Event:
+        """The event of a line :data:`_ACCESS_PLAIN` matched: what the general
+        path makes of it, field for field and in the same order."""
+        ipv4, client, _ident, user, stamp, method, target, version, status, size, referrer, \
+            agent = m.groups()
+        timestamp = self._stamp_cache.get(stamp) or self._timestamp(stamp)
+        fields: dict[str, Any] = {"kind": "event", "dataset": self.dataset,
+                                  "module": self.module, "category": ["web"],
+                                  "type": ["access"], "original": text}
+        key: str | None
+        if ipv4 is not None:
+            client, key = ipv4, "ip"
+        else:
+            key = self._client_key.get(client)
+            if key is None:
+                key = "ip" if _is_ip(client) else "domain"
+                if len(self._client_key) >= 4096:
+                    self._client_key.clear()
+                self._client_key[client] = key
+        url = self._urls.get(target)
+        if url is None:
+            url = {}
+            _url_fields(target, url)
+            if len(self._urls) >= 4096:
+                self._urls.clear()
+            self._urls[target] = url
+        event: Event = {"@timestamp": timestamp, "event": fields,
+                        "source": {"address": client, key: client}, "url": dict(url)}
+        request: dict[str, Any] = {"method": method.upper()}
+        http: dict[str, Any] = {"request": request, "version": version}
+        if status != "-":
+            code = int(status)
+            http["response"] = {"status_code": code}
+            fields["outcome"] = "failure" if code >= 400 else "success"
+        if size != "-":
+            http.setdefault("response", {})["bytes"] = int(size)
+        if referrer and referrer != "-":
+            request["referrer"] = referrer
+        event["http"] = http
+        if user != "-":
+            event["user"] = {"name": user}
+        if agent and agent != "-":
+            event["user_agent"] = {"original": agent}
         return event
 
 

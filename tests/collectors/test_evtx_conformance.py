@@ -117,3 +117,30 @@ def test_regression_data_agrees_with_the_shipped_json_rendering():
     assert other <= 2, differences
     assert all(str(ours).lower() == str(value).lower() for _, _, value, ours in differences)
     assert exact / fields > 0.97
+
+
+def test_reader_fast_path_gives_the_reference_mapping_key_for_key():
+    """read_evtx maps records through the per-shape fast path; every corpus record
+    must come out exactly as the reference mapping (record_to_event) makes it,
+    values and key order alike."""
+    import evtx
+    import orjson
+
+    from collectors.evtx import record_to_event
+
+    compared = 0
+    for parts in CORPORA:
+        for path in iter_evtx_paths([corpus_path(*parts)]):
+            fast = [e for batch in read_evtx(path) for e in batch.events]
+            reference = []
+            for record in evtx.PyEvtxParser(str(path), number_of_threads=1).records_json():
+                data = record["data"]
+                reference.append(record_to_event(orjson.loads(data), original=data,
+                                                 source=str(path),
+                                                 position=record["event_record_id"]))
+            assert len(fast) == len(reference), path
+            for ours, want in zip(fast, reference, strict=True):
+                assert ours == want, (path, ours["winlog"]["record_id"])
+                assert orjson.dumps(ours) == orjson.dumps(want), path
+            compared += len(fast)
+    assert compared > 8000

@@ -145,3 +145,47 @@ def test_corpus_apache_error_log():
         corpus_path("logs", "loghub", "Apache", "Apache_2k.log"), "access")
     assert counts["events"] == 2000 and not rejected
     assert {e["event"]["dataset"] for e in events} == {"apache.error"}
+
+
+@pytest.mark.parametrize("client, field", [
+    ("203.0.113.9", "ip"), ("256.1.1.1", "domain"), ("01.2.3.4", "domain"),
+    ("1.2.3.4x", "domain"), ("2001:db8::7", "ip"), ("proxy.example.gov.vn", "domain")])
+def test_access_client_is_an_ip_only_when_it_is_one(client, field):
+    e = AccessLogParser()(f'{client} - - [10/Oct/2024:13:55:36 +0700] "GET / HTTP/1.1" 200 5')
+    assert e["source"] == {"address": client, field: client}
+
+
+def test_access_plain_and_general_paths_make_the_same_events(monkeypatch):
+    """The one-regex path for plain lines must make what the general path makes."""
+    import re
+
+    import collectors.weblog as weblog
+
+    lines = [COMBINED,
+             '10.0.0.1 - - [01/Jan/2025:00:00:00 +0000] "get /a.PHP?x=1 HTTP/2" - - "-" "-"',
+             '::1 - bob [01/Jan/2025:00:00:00 -0130] "GET http://x.example/z.gz HTTP/1.0" '
+             '500 0 "r" "a" "extra"',
+             '10.0.0.1 - - [01/Jan/2025:00:00:00 +0000] "GET / HTTP/1.10" 200 1',
+             '10.0.0.1 - - [01/Jan/2025:00:00:00 +0000] "GET / HTTP/1.1" 200 1 "only-referrer"']
+    logs = corpus_path("evtx-attack-samples")
+    found = sorted(p for p in logs.rglob("*access_log*") if p.suffix == ".txt")
+    assert found
+    for path in found:
+        lines += path.read_text(encoding="utf-8", errors="replace").splitlines()[:5000]
+
+    def parse_all() -> list:
+        parser = AccessLogParser()
+        out = []
+        for text in lines:
+            try:
+                out.append(parser(text))
+            except ParseError as exc:
+                out.append(exc.reason)
+        return out
+
+    plain = parse_all()
+    monkeypatch.setattr(weblog, "_ACCESS_PLAIN", re.compile(r"(?!)"))
+    general = parse_all()
+    assert plain == general
+    assert [list(e) for e in plain if isinstance(e, dict)] == \
+        [list(e) for e in general if isinstance(e, dict)]
