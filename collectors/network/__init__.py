@@ -6,8 +6,9 @@ coverage), ``network.dns``, ``network.http``, ``network.tls``, ``network.ssh``,
 HTTP bodies carved from reassembled streams go to a :class:`PayloadSink`.
 
 Modules: ``reader`` (capture files, live sockets), ``decode`` (header parsing),
-``flows`` (connection tracking), ``reassembly`` (TCP streams), ``dns``, ``http``,
-``tls``, ``ssh`` (protocol parsers), ``counters`` (scan/flood), ``payloads`` (the
+``defrag`` (IP fragment reassembly), ``flows`` (connection tracking),
+``reassembly`` (TCP streams), ``dns``, ``http``, ``http2`` (h2c streams and
+DNS-over-HTTPS), ``tls``, ``ssh`` (protocol parsers), ``counters`` (scan/flood), ``payloads`` (the
 sink interface), ``community_id``, ``sensor`` (the per-packet path and event
 building) and ``source`` (batch sources for the ingest pipeline).
 """

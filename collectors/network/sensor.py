@@ -16,6 +16,7 @@ within that budget.
 
 from __future__ import annotations
 
+import base64
 import math
 import socket
 import time
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from collectors.network.community_id import community_id
 from collectors.network.counters import ScanCounters, ScanFinding
@@ -43,6 +45,7 @@ from collectors.network.defrag import Defragmenter
 from collectors.network.dns import DnsMessage, parse_dns
 from collectors.network.flows import Flow, FlowTable
 from collectors.network.http import HttpConnection, HttpTransaction, looks_like_http
+from collectors.network.http2 import Http2Connection, looks_like_h2
 from collectors.network.payloads import CarvedPayload, PayloadSink, hashes
 from collectors.network.reader import Frame
 from collectors.network.reassembly import TcpStream
@@ -275,7 +278,9 @@ class NetworkSensor:
         payload = d.payload
         app: Any
         if proto == PROTO_TCP:
-            if looks_like_http(payload):
+            if looks_like_h2(payload):
+                app = TcpApp(Http2App(self.settings.max_body), self.settings.max_pending)
+            elif looks_like_http(payload):
                 app = TcpApp(HttpApp(self.settings.max_body), self.settings.max_pending)
             elif payload.startswith(b"SSH-"):
                 app = TcpApp(SshApp(), self.settings.max_pending)
@@ -587,6 +592,7 @@ def iso_timestamp(ts: float) -> str:
 def _reason(exc: ParseError) -> str:
     name = type(exc).__name__
     return {"DnsError": "dns_malformed", "HttpError": "http_malformed",
+            "Http2Error": "http_malformed",
             "TlsError": "tls_malformed", "SshError": "ssh_malformed"}.get(name, "malformed")
 
 
@@ -689,7 +695,13 @@ class TcpApp:
         (CONNECT, h2c) get protocol detection on their first bytes."""
         http.close(sensor, flow, ts)
         conn = http.conn
-        handler: Any = WebSocketApp() if conn.upgrade == "websocket" else TunnelApp()
+        handler: Any
+        if conn.upgrade == "websocket":
+            handler = WebSocketApp()
+        elif conn.upgrade == "h2c":
+            handler = Http2App(sensor.settings.max_body)
+        else:
+            handler = TunnelApp()
         self.handler = handler
         for is_orig, side in ((True, conn.request), (False, conn.response)):
             if side.leftover:
@@ -750,6 +762,78 @@ class HttpApp:
         for tx in self.conn.close(ts):
             sensor.http_event(flow, self.seq, tx)
             self.seq += 1
+
+
+class Http2App:
+    """HTTP/2 streams, reported as HTTP transactions; DNS-over-HTTPS streams
+    (RFC 8484) are reported as DNS too."""
+
+    __slots__ = ("conn", "seq")
+
+    def __init__(self, max_body: int) -> None:
+        self.conn = Http2Connection(max_body=max_body)
+        self.seq = 0
+
+    def feed(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, data: bytes,
+             ts: float) -> None:
+        flow.service = flow.service or "http"
+        for tx in self.conn.feed(is_orig, data, ts):
+            self._report(sensor, flow, tx)
+
+    def _report(self, sensor: NetworkSensor, flow: Flow, tx: HttpTransaction) -> None:
+        seq = self.seq
+        self.seq += 1
+        sensor.http_event(flow, seq, tx)
+        query, response = _doh_messages(sensor, flow, tx)
+        if query is not None or response is not None:
+            sensor.dns_event(flow, seq, tx.ts, query, response)
+
+    def gap(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, size: int) -> None:
+        self.conn.gap(is_orig)
+
+    def give_up(self, is_orig: bool) -> bool:
+        return self.conn.dead
+
+    def done(self) -> bool:
+        return False
+
+    def close(self, sensor: NetworkSensor, flow: Flow, ts: float) -> None:
+        for tx in self.conn.close():
+            self._report(sensor, flow, tx)
+
+
+DNS_MESSAGE = "application/dns-message"
+
+
+def _doh_messages(sensor: NetworkSensor, flow: Flow, tx: HttpTransaction
+                  ) -> tuple[DnsMessage | None, DnsMessage | None]:
+    """The DNS query and answer a DNS-over-HTTPS exchange carries (RFC 8484: a POST
+    body or a base64url ``dns`` parameter of a GET, answered by a body), if it is one."""
+    raw_query = b""
+    if _mime(tx.request_headers.get("content-type", "")) == DNS_MESSAGE:
+        raw_query = bytes(tx.request_body.data)
+    elif tx.method == "GET" and tx.uri and "dns=" in tx.uri:
+        param = parse_qs(urlsplit(tx.uri).query).get("dns")
+        if param:
+            try:
+                raw_query = base64.urlsafe_b64decode(param[0] + "=" * (-len(param[0]) % 4))
+            except ValueError:
+                raw_query = b""
+    raw_answer = b""
+    if _mime(tx.response_headers.get("content-type", "")) == DNS_MESSAGE:
+        raw_answer = bytes(tx.response_body.data)
+    messages: list[DnsMessage | None] = []
+    for raw in (raw_query, raw_answer):
+        msg = None
+        if raw:
+            try:
+                msg = parse_dns(raw)
+            except ParseError as exc:
+                sensor.reject("dns_malformed", f"flow {flow.index}", raw, str(exc))
+        messages.append(msg)
+    if messages[0] is not None or messages[1] is not None:
+        flow.service = "dns"
+    return messages[0], messages[1]
 
 
 class TunnelApp:
