@@ -2,15 +2,16 @@
 
 Datasets (``event.module: network``): ``network.connection`` (Zeek conn.log
 coverage), ``network.dns``, ``network.http``, ``network.tls``, ``network.ssh``,
-``network.icmp`` and ``network.scan`` (per-source scan and SYN-flood counters).
+``network.icmp`` and ``network.scan`` (per-source scan, SYN-flood and fragment
+anomaly counters).
 HTTP bodies carved from reassembled streams go to a :class:`PayloadSink`.
 
 Modules: ``reader`` (capture files, live sockets), ``decode`` (header parsing),
 ``defrag`` (IP fragment reassembly), ``flows`` (connection tracking),
 ``reassembly`` (TCP streams), ``dns``, ``http``, ``http2`` (h2c streams and
-DNS-over-HTTPS), ``tls``, ``ssh`` (protocol parsers), ``counters`` (scan/flood), ``payloads`` (the
-sink interface), ``community_id``, ``sensor`` (the per-packet path and event
-building) and ``source`` (batch sources for the ingest pipeline).
+DNS-over-HTTPS), ``tls``, ``ssh`` (protocol parsers), ``counters`` (scan/flood),
+``payloads`` (the sink interface), ``community_id``, ``sensor`` (the per-packet
+path and event building) and ``source`` (batch sources for the ingest pipeline).
 """
 
 from collectors.network.payloads import CarvedPayload, DirectorySink, PayloadSink
