@@ -25,7 +25,7 @@ from hpack import Decoder, HPACKError
 from collectors.network.http import HttpBody, HttpError, HttpTransaction
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-MAX_FRAME = 1 << 24        # the protocol's own ceiling on a frame's length
+MAX_FRAME = 1 << 20        # buffered per side at most; peers rarely go past 16 KiB
 MAX_STREAMS = 1024         # streams open at once on one connection
 MAX_HEADER_BLOCK = 1 << 18
 
