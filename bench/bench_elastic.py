@@ -1,32 +1,45 @@
 """Benchmark: the search-cluster store on a 1-node cluster on this machine.
 
 1. Bulk ingest of ``--events`` (default 1,000,000) synthetic ECS events
-   (``bench/ecs_synth.py``) through ``ElasticStore.insert_events`` in batches of
-   ``--batch``: events/s, and the node's JVM heap (used / max) after the run.
+   (``bench/ecs_synth.py``, generated before the clock starts) through
+   ``ElasticStore.insert_events`` in batches of ``--batch``: events/s (median of
+   ``--runs``), the client process's CPU time and the node's CPU time per event
+   (the machine is shared: CPU time says what the work costs when wall time is
+   stretched by other processes), and the node's JVM heap.
    Peer, same run, same events, same index template: the client library's own
    bulk helper (``elasticsearch.helpers.bulk`` / ``opensearchpy.helpers.bulk``)
    with plain ``index`` actions — what the store's idempotent ``create`` with
    sequence numbers, per-item handling and dead letters costs on top.
 2. The alert queue with ``--alerts`` (default 100,000) alerts: the first ``--recorded``
-   (default 2,000) are
-   recorded through ``record_alerts`` (alerts/s reported), the rest bulk-loaded in
-   the same stored form; then ``--queries`` runs of each console query — open
-   queue newest first, queue filtered by severity, page 2 by cursor, text search,
-   counts by status — p50/p95/max ms. Goal: p95 < 300 ms.
+   (default 2,000) are recorded through ``record_alerts`` in batches of 100 new
+   groups (alerts/s reported, with one-alert-at-a-time recording as the peer), the
+   rest bulk-loaded in the same stored form; then ``--queries`` runs of each
+   console query — open queue newest first, queue filtered by severity, page 2 by
+   cursor, text search, counts by status — p50/p95/max ms. Goal: p95 < 300 ms.
+
+Without ``--url`` the benchmark starts its own node the way a sensor runs one
+(``deploy/search-cluster start --jvm production --heap 2g``: G1 and the optimising
+JIT) on a private port and stops it at the end.
 
     python bench/bench_elastic.py [--engine opensearch|elasticsearch] [--url URL]
-                                  [--events 1000000] [--alerts 100000]
+                                  [--heap 2g] [--events 1000000] [--runs 3]
+                                  [--alerts 100000]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,17 +64,6 @@ def events(n: int, seed: int) -> Iterator[dict[str, Any]]:
         yield event
 
 
-def batches(n: int, size: int, seed: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for event in events(n, seed):
-        batch.append(event)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def heap(store: ElasticStore) -> str:
     stats = store.client.request("GET", "/_nodes/stats/jvm")
     parts = []
@@ -72,16 +74,55 @@ def heap(store: ElasticStore) -> str:
     return "; ".join(parts)
 
 
-def ingest_store(store: ElasticStore, n: int, size: int) -> tuple[float, int]:
-    stored = 0
-    start = time.perf_counter()
-    for batch in batches(n, size, 1):
-        stored += store.insert_events(batch).stored
+def jvm(store: ElasticStore) -> str:
+    info = store.client.request("GET", "/_nodes/jvm")
+    parts = []
+    for node in info["nodes"].values():
+        j = node["jvm"]
+        args = [a for a in j.get("input_arguments", [])
+                if a.startswith(("-Xmx", "-XX:+Use", "-XX:TieredStopAtLevel"))]
+        parts.append(f"{node['name']}: {j.get('vm_name', '?')} {j.get('version', '?')}, "
+                     f"collectors {','.join(j.get('gc_collectors', []))}, {' '.join(args)}")
+    return "; ".join(parts)
+
+
+def node_cpu(store: ElasticStore) -> float:
+    """CPU seconds the cluster's node processes have used so far."""
+    stats = store.client.request("GET", "/_nodes/stats/process")
+    return sum(n["process"]["cpu"]["total_in_millis"]
+               for n in stats["nodes"].values()) / 1000
+
+
+@dataclass
+class Run:
+    wall: float
+    client_cpu: float
+    node_cpu: float
+
+
+def measured(store: ElasticStore, fn: Callable[[], Any]) -> Run:
+    n0, c0, w0 = node_cpu(store), time.process_time(), time.perf_counter()
+    fn()
     store.refresh()
-    return time.perf_counter() - start, stored
+    w1, c1, n1 = time.perf_counter(), time.process_time(), node_cpu(store)
+    return Run(w1 - w0, c1 - c0, n1 - n0)
 
 
-def ingest_peer(store: ElasticStore, n: int, size: int) -> float:
+def ingest_store(store: ElasticStore, data: list[dict[str, Any]], size: int) -> Run:
+    stored = 0
+
+    def run() -> None:
+        nonlocal stored
+        for lo in range(0, len(data), size):
+            stored += store.insert_events(data[lo:lo + size]).stored
+
+    result = measured(store, run)
+    if stored != len(data):
+        raise SystemExit(f"stored {stored} of {len(data)} events")
+    return result
+
+
+def ingest_peer(store: ElasticStore, data: list[dict[str, Any]], size: int) -> Run:
     """The client library's bulk helper into an index shaped by the same template."""
     if store.engine == "elasticsearch":
         from elasticsearch import Elasticsearch
@@ -96,15 +137,42 @@ def ingest_peer(store: ElasticStore, n: int, size: int) -> float:
     index = f"{store.prefix}-events-peer-2026.11"
 
     def actions() -> Iterator[dict[str, Any]]:
-        for event in events(n, 2):
+        for event in data:
             yield {"_op_type": "index", "_index": index, "_id": event["event"]["id"],
                    "_source": event}
 
-    start = time.perf_counter()
-    bulk(client, actions(), chunk_size=size, max_chunk_bytes=8 << 20, refresh=True)
-    elapsed = time.perf_counter() - start
-    client.close()
-    return elapsed
+    try:
+        return measured(store, lambda: bulk(client, actions(), chunk_size=size,
+                                            max_chunk_bytes=8 << 20))
+    finally:
+        client.close()
+
+
+def summary(name: str, n: int, runs: list[Run]) -> str:
+    rate = statistics.median(n / r.wall for r in runs)
+    client = statistics.median(r.client_cpu for r in runs) / n * 1e6
+    node = statistics.median(r.node_cpu for r in runs) / n * 1e6
+    return (f"{name:<36}: {rate:>9,.0f} events/s (median of {len(runs)}: "
+            f"{', '.join(f'{n / r.wall:,.0f}' for r in runs)}); CPU per event: client "
+            f"{client:.1f} us, node {node:.1f} us -> {2e6 / (client + node):,.0f} events/s "
+            f"if both cores were the benchmark's")
+
+
+def start_node(engine: str, heap_size: str, port: int) -> tuple[str, dict[str, str]]:
+    env = dict(os.environ)
+    env["GOVSOC_CLUSTER_DIR"] = tempfile.mkdtemp(prefix="govsoc-bench-cluster-")
+    proc = subprocess.run(
+        [str(REPO / "deploy" / "search-cluster"), "start", "--engine", engine, "--port",
+         str(port), "--heap", heap_size, "--jvm", "production", "--fresh", "--timeout", "300"],
+        env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"could not start the {engine} node:\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip().splitlines()[-1], env
+
+
+def stop_node(env: dict[str, str]) -> None:
+    subprocess.run([str(REPO / "deploy" / "search-cluster"), "stop"], env=env,
+                   capture_output=True, text=True, check=False)
 
 
 RULES = [("r-webshell", "Webshell execution"), ("r-brute", "SSH brute force"),
@@ -123,13 +191,27 @@ def draft(i: int) -> NewAlert:
                             "user.name": f"user{i % 90}"})
 
 
-def load_alerts(store: ElasticStore, n: int, recorded: int) -> float:
+def record_one_by_one(store: ElasticStore, first: int, count: int) -> float:
+    """Peer: each new group recorded on its own (a group-pointer read, the alert,
+    the pointer: three round trips), the path batches took before folding."""
+    window_us = 3600 * 1_000_000
+    start = time.perf_counter()
+    for i in range(first, first + count):
+        store._record_retrying(draft(i), window_us)
+    return count / (time.perf_counter() - start)
+
+
+def load_alerts(store: ElasticStore, n: int, recorded: int) -> tuple[float, float]:
     recorded = min(recorded, n)
     start = time.perf_counter()
     for lo in range(0, recorded, 100):
         store.record_alerts([draft(i) for i in range(lo, min(recorded, lo + 100))],
                             timedelta(hours=1))
     rate = recorded / (time.perf_counter() - start)
+    # the peer's alerts stay in the queue: they count toward the n alerts loaded
+    single = min(200, max(0, n - recorded))
+    peer = record_one_by_one(store, recorded, single) if single else float("nan")
+    recorded += single
     statuses = [AlertStatus.NEW] * 6 + [AlertStatus.ACKNOWLEDGED, AlertStatus.IN_PROGRESS,
                                         AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE]
     index = store._ix("alerts")
@@ -146,7 +228,7 @@ def load_alerts(store: ElasticStore, n: int, recorded: int) -> float:
             payload += orjson.dumps(doc) + b"\n"
         store.client.request("POST", "/_bulk", bytes(payload), ndjson=True)
     store.refresh()
-    return rate
+    return rate, peer
 
 
 def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, float]:
@@ -164,35 +246,64 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", default="opensearch",
                         choices=["opensearch", "elasticsearch"])
-    parser.add_argument("--url", help="an existing cluster (default: the test cluster)")
+    parser.add_argument("--url", help="an existing cluster (default: start a node)")
+    parser.add_argument("--heap", default="2g", help="heap of the node it starts")
+    parser.add_argument("--port", type=int, default=19950, help="port of the node it starts")
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--recorded", type=int, default=2000,
                         help="alerts recorded through record_alerts (the rest bulk-loaded)")
     parser.add_argument("--keep", action="store_true", help="keep the indices afterwards")
     opts = parser.parse_args()
-    url = opts.url
+    url, node_env = opts.url, None
     if url is None:
-        from tests.cluster import ensure_cluster
-
-        url = ensure_cluster(opts.engine)
-    store = connect_for_tests(opts.engine, url, prefix=f"bench{uuid.uuid4().hex[:6]}")
+        url, node_env = start_node(opts.engine, opts.heap, opts.port)
     try:
-        print(f"{opts.engine} at {url}; {opts.events:,} events, batches of {opts.batch}")
-        elapsed, stored = ingest_store(store, opts.events, opts.batch)
-        print(f"govsoc ElasticStore.insert_events : {opts.events / elapsed:>9,.0f} events/s "
-              f"({elapsed:.1f} s, {stored:,} stored)")
-        print(f"  after: {heap(store)}")
-        peer = ingest_peer(store, opts.events, opts.batch)
-        print(f"peer: client bulk helper (index)  : {opts.events / peer:>9,.0f} events/s "
-              f"({peer:.1f} s)")
-        print(f"  after: {heap(store)}")
+        bench(opts, url)
+    finally:
+        if node_env is not None:
+            stop_node(node_env)
 
-        rate = load_alerts(store, opts.alerts, opts.recorded)
-        print(f"record_alerts (new groups)        : {rate:>9,.0f} alerts/s; "
-              f"{opts.alerts:,} alerts loaded")
+
+def bench(opts: argparse.Namespace, url: str) -> None:
+    start = time.process_time()
+    data = list(events(opts.events, 1))
+    gc.freeze()  # the events live to the end: the collector need not walk them
+    print(f"{opts.engine} at {url}; {opts.events:,} events generated in "
+          f"{time.process_time() - start:.1f} s CPU (not timed), batches of {opts.batch}, "
+          f"{opts.runs} runs")
+    mine: list[Run] = []
+    peers: list[Run] = []
+    store = None
+    for run in range(opts.runs):
+        # alternated, each into empty indices, so neither always runs on a warmer node
+        store = connect_for_tests(opts.engine, url, prefix=f"bench{uuid.uuid4().hex[:6]}")
+        if run == 0:
+            print(f"  node: {jvm(store)}")
+        mine.append(ingest_store(store, data, opts.batch))
+        peers.append(ingest_peer(store, data, opts.batch))
+        print(f"  run {run + 1}: store {opts.events / mine[-1].wall:,.0f}/s, peer "
+              f"{opts.events / peers[-1].wall:,.0f}/s; after: {heap(store)}", flush=True)
+        if run < opts.runs - 1:
+            store.drop_all()
+            store.close()
+    assert store is not None
+    print(summary("govsoc ElasticStore.insert_events", opts.events, mine))
+    print(summary("peer: client bulk helper (index)", opts.events, peers))
+    print(f"  node after ingest: {heap(store)}")
+    try:
+        store.drop_all()
+        store.close()
+        del data
+        gc.unfreeze()
+        gc.collect()
+        store = connect_for_tests(opts.engine, url, prefix=f"bench{uuid.uuid4().hex[:6]}")
+        rate, peer = load_alerts(store, opts.alerts, opts.recorded)
+        print(f"record_alerts (new groups, 100 a call): {rate:>9,.0f} alerts/s; peer, one "
+              f"at a time: {peer:,.0f} alerts/s; {opts.alerts:,} alerts loaded")
         rnd = random.Random(3)
         queue = AlertFilter(statuses=[AlertStatus.NEW, AlertStatus.ACKNOWLEDGED,
                                       AlertStatus.IN_PROGRESS])

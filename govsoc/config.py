@@ -50,7 +50,9 @@ DEFAULTS: dict[str, Any] = {
         "index_period": "month",
         "shards": 1,
         "replicas": 1,
-        "refresh_interval": "1s",
+        # "auto": the engine's own (1 s while an index is searched, none while it is
+        # only written: bulk ingest makes fewer, larger segments)
+        "refresh_interval": "auto",
     },
     "ingest": {"batch_size": 2000, "max_line_bytes": 1048576},
     "detection": {
@@ -108,7 +110,8 @@ SCHEMA: dict[str, Any] = {
                 "index_period": {"enum": ["day", "month", "year"]},
                 "shards": {"type": "integer", "minimum": 1, "maximum": 64},
                 "replicas": {"type": "integer", "minimum": 0, "maximum": 8},
-                "refresh_interval": {"type": "string", "pattern": "^(-1|[0-9]+(ms|s|m))$"},
+                "refresh_interval": {"type": "string",
+                                     "pattern": "^(auto|-1|[0-9]+(ms|s|m))$"},
             },
         },
         "ingest": {

@@ -31,7 +31,7 @@ def open_elastic_store(config: Config) -> ElasticStore:
     return ElasticStore(
         client, str(s.get("index_prefix", "govsoc")),
         shards=int(s.get("shards", 1)), replicas=int(s.get("replicas", 1)),
-        refresh_interval=str(s.get("refresh_interval", "1s")),
+        refresh_interval=str(s.get("refresh_interval", "auto")),
         index_period=str(s.get("index_period", "month")),
         spool_dir=config.data_path(str(s.get("spool_dir", "spool"))),
         spool_max_bytes=int(s.get("spool_max_mb", 1024)) << 20,

@@ -45,8 +45,10 @@ CONFIG_INDICES = ("alerts", "alert-groups", "cases", "comments", "users", "token
 
 
 def _keyword(text: bool) -> dict[str, Any]:
+    # the twin is only searched (term, prefix, wildcard), never sorted or aggregated:
+    # no doc values to build at ingest
     sub: dict[str, Any] = {"ci": {"type": "keyword", "normalizer": NORMALIZER,
-                                  "ignore_above": KEYWORD_IGNORE_ABOVE}}
+                                  "ignore_above": KEYWORD_IGNORE_ABOVE, "doc_values": False}}
     if text:
         sub["text"] = {"type": "text"}
     return {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE, "fields": sub}
@@ -113,13 +115,20 @@ def analysis() -> dict[str, Any]:
 def event_template(prefix: str, engine: str, *, shards: int, replicas: int,
                    refresh_interval: str, lifecycle: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
-    """The composable index template for ``P-events-*``."""
+    """The composable index template for ``P-events-*``.
+
+    ``refresh_interval: auto`` leaves the setting out: the engine then refreshes a
+    shard every second while it is searched and not at all while it is only
+    written (a search of an idle shard refreshes it first), so a sensor that only
+    ingests builds few large segments instead of one small segment a second.
+    """
     settings: dict[str, Any] = {
         "number_of_shards": shards, "number_of_replicas": replicas,
-        "refresh_interval": refresh_interval,
         "mapping": {"total_fields": {"limit": 10000}, "ignore_malformed": True},
         "analysis": analysis(),
     }
+    if refresh_interval != "auto":
+        settings["refresh_interval"] = refresh_interval
     if lifecycle:
         settings.update(lifecycle)
     return {

@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from pathlib import Path
@@ -102,6 +102,19 @@ IN_FLIGHT_TTL = timedelta(minutes=10)
 MAX_DEAD_LETTER_BYTES = 1 << 20
 #: Bulk requests are cut at this many bytes of NDJSON.
 BULK_MAX_BYTES = 8 << 20
+#: Bulk requests one insert sends side by side: the node indexes one while the
+#: client builds and sends the next.
+BULK_CONCURRENCY = 2
+#: Smaller inserts go in one request (splitting them would only add round trips).
+MIN_SPLIT_EVENTS = 1000
+#: Seconds between background replays of the spool (doubling up to the maximum
+#: while the cluster stays away).
+SPOOL_REPLAY_INTERVAL = 5.0
+SPOOL_REPLAY_MAX_INTERVAL = 60.0
+#: The bulk answer cut to what the store reads (a full answer is ~250 bytes an item).
+_BULK_PARAMS = {"filter_path": "errors,items.*.status,items.*.error"}
+_ALERT_BULK_PARAMS = {"filter_path": "items.*.status,items.*.error,items.*._seq_no,"
+                                     "items.*._primary_term"}
 
 _SEQ_DOC = "event-seq"
 _INDEX_UNSAFE = re.compile(r"[^a-z0-9._-]+")
@@ -234,6 +247,21 @@ def _strip_seq(source: dict[str, Any]) -> Event:
     return source
 
 
+@dataclass
+class _GroupPlan:
+    """How one alert group of a batch is recorded in the batch's bulk request."""
+
+    gid: str
+    members: list[int]
+    #: per member draft: the id of its alert, created by it?
+    results: list[tuple[str, bool]] = field(default_factory=list)
+    #: alert documents to write: id, document, if_seq_no/if_primary_term (None: create)
+    writes: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = field(
+        default_factory=list)
+    pointer: dict[str, Any] | None = None
+    pointer_cas: dict[str, Any] | None = None
+
+
 class _Retry(Exception):
     """A conditional write lost a race; start the operation again."""
 
@@ -244,11 +272,13 @@ class ElasticStore(Store):
     """The Store contract on Elasticsearch 8 / OpenSearch 2 (``client.engine``)."""
 
     def __init__(self, client: SearchClient, prefix: str = "govsoc", *, shards: int = 1,
-                 replicas: int = 1, refresh_interval: str = "1s",
+                 replicas: int = 1, refresh_interval: str = "auto",
                  index_period: str = "month", spool_dir: str | os.PathLike[str] | None = None,
                  spool_max_bytes: int = 1 << 30, retention_days: int = 90,
                  attempts: int = 5, retry_delay: float = 0.2, max_retry_delay: float = 5.0,
-                 batch_bytes: int = BULK_MAX_BYTES) -> None:
+                 batch_bytes: int = BULK_MAX_BYTES,
+                 bulk_concurrency: int = BULK_CONCURRENCY,
+                 spool_replay_interval: float = SPOOL_REPLAY_INTERVAL) -> None:
         if index_period not in ("day", "month", "year"):
             raise ValueError("index_period must be 'day', 'month' or 'year'")
         self.client = client
@@ -263,7 +293,14 @@ class ElasticStore(Store):
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self.batch_bytes = batch_bytes
+        self.bulk_concurrency = max(1, bulk_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._index_names: dict[str, str] = {}
         self.spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
+        self.spool_replay_interval = spool_replay_interval
+        self._replayer: threading.Thread | None = None
+        self._replayer_lock = threading.Lock()
+        self._closing = threading.Event()
         self._ready = False
         self._ready_lock = threading.Lock()
         self._clock_lock = threading.Lock()
@@ -272,6 +309,9 @@ class ElasticStore(Store):
         with contextlib.suppress(StoreUnavailableError):
             # an unreachable cluster is not fatal for ingest: batches go to the spool
             self._ensure_layout()
+        if self.spool is not None and self.spool.pending():
+            # left by a run that ended while the cluster was away
+            self._start_replayer()
 
     # ---------------------------------------------------------------- plumbing
     def _ix(self, name: str) -> str:
@@ -406,11 +446,21 @@ class ElasticStore(Store):
         return int(doc["_source"]["doc"]["version"]) if doc else SCHEMA_VERSION
 
     def refresh(self) -> None:
+        """Spooled events go first (so they become visible too), then a refresh."""
+        if self.spool is not None and self.spool.pending():
+            self.flush_spool()
         self._ready_or_raise()
         self._req("POST", f"/{self.prefix}-*/_refresh",
                   params={"ignore_unavailable": "true", "allow_no_indices": "true"})
 
     def close(self) -> None:
+        self._closing.set()
+        replayer = self._replayer
+        if replayer is not None:
+            replayer.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         with contextlib.suppress(Exception):
             self.client.close()
 
@@ -440,7 +490,11 @@ class ElasticStore(Store):
         """The index an event belongs in: its dataset and the period of its time."""
         meta = event.get("event")
         dataset = str(meta.get("dataset") or "unknown") if isinstance(meta, dict) else "unknown"
-        name = _INDEX_UNSAFE.sub("_", dataset.lower()).lstrip("._-+")[:100] or "unknown"
+        name = self._index_names.get(dataset)
+        if name is None:
+            name = _INDEX_UNSAFE.sub("_", dataset.lower()).lstrip("._-+")[:100] or "unknown"
+            if len(self._index_names) < 10_000:
+                self._index_names[dataset] = name
         stamp = event.get("@timestamp")
         if not (isinstance(stamp, str) and len(stamp) >= 10 and stamp[4] == "-"):
             try:
@@ -497,8 +551,43 @@ class ElasticStore(Store):
             self.spool.append(events)
         log.warning("search cluster unreachable (%s): %d events spooled to %s",
                     reason, len(events), self.spool.directory)
+        self._start_replayer()
         result.stored += len(events)
         result.new_ids.extend(str(e["event"]["id"]) for e in events)
+
+    def _start_replayer(self) -> None:
+        """Replay the spool in the background until it is empty, so events spooled
+        during an outage reach the cluster when it is back even if nothing more is
+        written (a sensor whose inputs went quiet)."""
+        if self.spool is None or self.spool_replay_interval <= 0 or self._closing.is_set():
+            return
+        with self._replayer_lock:
+            if self._replayer is not None:
+                return
+            self._replayer = threading.Thread(target=self._replay_loop, daemon=True,
+                                              name="govsoc-spool-replay")
+            self._replayer.start()
+
+    def _replay_loop(self) -> None:
+        assert self.spool is not None
+        delay = self.spool_replay_interval
+        while not self._closing.wait(delay):
+            with self._replayer_lock:
+                # checked under the lock _start_replayer takes: a segment spooled
+                # after this check finds no replayer and starts a new one
+                if not self.spool.pending():
+                    self._replayer = None
+                    return
+            try:
+                with self.spool.locked():
+                    done = self._replay_spool()
+            except Exception as exc:  # the loop outlives any one failure; logged
+                log.warning("spool replay failed: %s", exc)
+                done = False
+            if not done:
+                delay = min(SPOOL_REPLAY_MAX_INTERVAL, delay * 2)
+        with self._replayer_lock:
+            self._replayer = None
 
     def flush_spool(self) -> bool:
         """Replay the spool now; True when it is empty afterwards."""
@@ -524,103 +613,138 @@ class ElasticStore(Store):
         return True
 
     def _store_events(self, events: Sequence[Event]) -> InsertResult:
-        """Bulk-write events in chunks of ``batch_bytes``. When the cluster stays
-        unreachable, raises _Unreachable carrying what was stored and the events not
-        yet written."""
-        result = InsertResult()
-        lines: list[tuple[Event, bytes]] = []
-        size = 0
-        for i, event in enumerate(events):
-            body = orjson.dumps(event, default=str)
-            lines.append((event, body))
-            size += len(body)
-            if size >= self.batch_bytes and i < len(events) - 1:
-                try:
-                    result.add(self._bulk_chunk(lines))
-                except _Unreachable as exc:
-                    result.add(exc.partial)
-                    exc.partial = result
-                    exc.events.extend(events[i + 1:])
-                    raise
-                lines, size = [], 0
-        if lines:
-            try:
-                result.add(self._bulk_chunk(lines))
-            except _Unreachable as exc:
-                result.add(exc.partial)
-                exc.partial = result
-                raise
-        return result
-
-    def _bulk_chunk(self, chunk: list[tuple[Event, bytes]]) -> InsertResult:
-        result = InsertResult()
+        """Bulk-write events in chunks of at most ``batch_bytes``, up to
+        ``bulk_concurrency`` requests at a time. When the cluster stays unreachable,
+        raises _Unreachable carrying what was stored and the events not written, in
+        their order."""
+        bodies = [orjson.dumps(event, default=str) for event in events]
+        chunks = self._chunks(bodies)
         try:
-            first, token = self._reserve_seq(len(chunk))
+            first, token = self._reserve_seq(len(events))
         except ClusterError as exc:
             if exc.retryable:
-                raise _Unreachable(exc.reason, [e for e, _ in chunk]) from None
+                raise _Unreachable(exc.reason, list(events)) from None
             raise self._translate(exc) from None
+        gone = threading.Event()
+
+        def send(span: range) -> tuple[InsertResult, list[Event], str | None]:
+            if gone.is_set():
+                # the cluster went away during an earlier chunk: spool the rest at once
+                return InsertResult(), [events[i] for i in span], "the cluster went away"
+            outcome = self._bulk_chunk(events, bodies, span, first)
+            if outcome[2] is not None:
+                gone.set()
+            return outcome
+
         try:
-            pending = list(range(len(chunk)))
-            ids = [str(e["event"]["id"]) for e, _ in chunk]
-            index_of = [self.event_index(e) for e, _ in chunk]
-            seq_bytes = [b',"govsoc":{"seq":%d}}' % (first + i) if b'"govsoc":' not in body
-                         else b"" for i, (_e, body) in enumerate(chunk)]
-            status: dict[int, int] = {}
-            reasons: dict[int, str] = {}
-            unreachable: str | None = None
-            delay = self.retry_delay
-            for attempt in range(1, self.attempts + 1):
-                payload = bytearray()
-                for i in pending:
-                    payload += orjson.dumps({"create": {"_index": index_of[i], "_id": ids[i]}})
-                    payload += b"\n"
-                    event, body = chunk[i]
-                    if seq_bytes[i]:
-                        payload += body[:-1] + seq_bytes[i]
-                    else:
-                        doc = dict(event)
-                        own = dict(doc["govsoc"]) if isinstance(doc.get("govsoc"), dict) else {}
-                        own["seq"] = first + i
-                        doc["govsoc"] = own
-                        payload += orjson.dumps(doc, default=str)
-                    payload += b"\n"
-                try:
-                    answer = self.client.request("POST", "/_bulk", bytes(payload), ndjson=True)
-                except ClusterError as exc:
-                    if not exc.retryable:
-                        raise self._translate(exc) from None
-                    if attempt == self.attempts:
-                        unreachable = exc.reason
-                        break
-                    log.debug("bulk retry after %s", exc)
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(self.max_retry_delay, delay * 2)
-                    continue
-                retry: list[int] = []
-                for i, item in zip(pending, answer["items"], strict=True):
-                    info = item.get("create") or next(iter(item.values()))
-                    code = int(info.get("status", 500))
-                    if code in (429, 500, 502, 503, 504):
-                        retry.append(i)
-                        continue
-                    status[i] = code
-                    if code >= 300 and code != 409:
-                        err = info.get("error") or {}
-                        reasons[i] = (f"{err.get('type', 'error')}: {err.get('reason', '')}"
-                                      if isinstance(err, dict) else str(err))[:2000]
-                pending = retry
-                if not pending:
-                    break
-                if attempt == self.attempts:
-                    unreachable = "the cluster kept refusing items with 429/5xx"
-                    break
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(self.max_retry_delay, delay * 2)
+            if len(chunks) == 1:
+                outcomes = [send(chunks[0])]
+            else:
+                outcomes = list(self._bulk_pool().map(send, chunks))
         finally:
             self._release_seq(token)
+        result = InsertResult()
+        unsent: list[Event] = []
+        reason: str | None = None
+        for stored, left, why in outcomes:
+            result.add(stored)
+            unsent.extend(left)
+            reason = reason or why
+        if reason is not None:
+            raise _Unreachable(reason, unsent, result)
+        return result
+
+    def _chunks(self, bodies: Sequence[bytes]) -> list[range]:
+        """Spans of at most ``batch_bytes``; a large batch is cut in at least
+        ``bulk_concurrency`` spans so that the node indexes one while the next is sent."""
+        limit = self.batch_bytes
+        if self.bulk_concurrency > 1 and len(bodies) >= MIN_SPLIT_EVENTS:
+            limit = min(limit, sum(map(len, bodies)) // self.bulk_concurrency + 1)
+        spans: list[range] = []
+        start = size = 0
+        for i, body in enumerate(bodies):
+            size += len(body)
+            if size >= limit and i < len(bodies) - 1:
+                spans.append(range(start, i + 1))
+                start, size = i + 1, 0
+        spans.append(range(start, len(bodies)))
+        return spans
+
+    def _bulk_pool(self) -> ThreadPoolExecutor:
+        with self._ready_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.bulk_concurrency,
+                                                thread_name_prefix="govsoc-bulk")
+            return self._pool
+
+    def _bulk_chunk(self, events: Sequence[Event], bodies: Sequence[bytes], span: range,
+                    first: int) -> tuple[InsertResult, list[Event], str | None]:
+        """One span of events through ``_bulk``: what was stored, the events left
+        unwritten and why (None when every item has its final answer)."""
+        result = InsertResult()
+        pending = list(span)
+        ids = {i: str(events[i]["event"]["id"]) for i in span}
+        index_of = {i: self.event_index(events[i]) for i in span}
+        status: dict[int, int] = {}
+        reasons: dict[int, str] = {}
+        unreachable: str | None = None
+        delay = self.retry_delay
+        for attempt in range(1, self.attempts + 1):
+            payload = bytearray()
+            for i in pending:
+                payload += orjson.dumps({"create": {"_index": index_of[i], "_id": ids[i]}})
+                payload += b"\n"
+                body = bodies[i]
+                if b'"govsoc":' not in body:
+                    payload += body[:-1]
+                    payload += b',"govsoc":{"seq":%d}}\n' % (first + i)
+                else:
+                    doc = dict(events[i])
+                    own = dict(doc["govsoc"]) if isinstance(doc.get("govsoc"), dict) else {}
+                    own["seq"] = first + i
+                    doc["govsoc"] = own
+                    payload += orjson.dumps(doc, default=str)
+                    payload += b"\n"
+            try:
+                answer = self.client.request("POST", "/_bulk", bytes(payload), ndjson=True,
+                                             params=_BULK_PARAMS)
+            except ClusterError as exc:
+                if not exc.retryable:
+                    raise self._translate(exc) from None
+                if attempt == self.attempts:
+                    unreachable = exc.reason
+                    break
+                log.debug("bulk retry after %s", exc)
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(self.max_retry_delay, delay * 2)
+                continue
+            if not answer.get("errors"):
+                # every item was created: no need to read 5,000 answers one by one
+                status.update((i, 201) for i in pending)
+                pending = []
+                break
+            retry: list[int] = []
+            for i, item in zip(pending, answer["items"], strict=True):
+                info = item.get("create") or next(iter(item.values()))
+                code = int(info.get("status", 500))
+                if code in (429, 500, 502, 503, 504):
+                    retry.append(i)
+                    continue
+                status[i] = code
+                if code >= 300 and code != 409:
+                    err = info.get("error") or {}
+                    reasons[i] = (f"{err.get('type', 'error')}: {err.get('reason', '')}"
+                                  if isinstance(err, dict) else str(err))[:2000]
+            pending = retry
+            if not pending:
+                break
+            if attempt == self.attempts:
+                unreachable = "the cluster kept refusing items with 429/5xx"
+                break
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(self.max_retry_delay, delay * 2)
         letters: list[DeadLetter] = []
-        for i in range(len(chunk)):
+        for i in span:
             outcome = status.get(i)
             if outcome is None:
                 continue
@@ -631,18 +755,17 @@ class ElasticStore(Store):
                 result.duplicates += 1
             else:
                 result.rejected += 1
-                event, body = chunk[i]
                 letters.append(DeadLetter(
                     source=f"{self.engine}:{index_of[i]}", position=ids[i],
                     reason=f"the {self.engine} cluster refused the event: {reasons.get(i, '')}",
-                    original=body))
+                    original=bodies[i]))
         if letters:
             log.warning("%d events refused by the cluster went to the dead letters (first: %s)",
                         len(letters), letters[0].reason)
             self.add_dead_letters(letters)
-        if unreachable is not None:
-            raise _Unreachable(unreachable, [chunk[i][0] for i in pending], result)
-        return result
+        if unreachable is None:
+            return result, [], None
+        return result, [events[i] for i in pending], unreachable
 
     # the sequence counter -------------------------------------------------------
     def _reserve_seq(self, count: int) -> tuple[int, str]:
@@ -925,19 +1048,164 @@ class ElasticStore(Store):
 
     def record_alerts(self, alerts: Sequence[NewAlert],
                       window: timedelta) -> list[tuple[Alert, bool]]:
+        """Folds a batch in one ``_mget`` of the group pointers (and one of their
+        alerts) and one ``_bulk``; groups the batch cannot settle on its own (an older
+        alert that may take a late event, a writer that got there first) go through
+        :meth:`_record_one`, each in its order."""
         self._ready_or_raise()
         window_us = int(window.total_seconds() * 1_000_000)
-        out: list[tuple[Alert, bool]] = []
-        for draft in alerts:
-            for attempt in range(100):
-                try:
-                    out.append(self._record_one(draft, window_us))
-                    break
-                except _Retry:
-                    time.sleep(random.random() * 0.005 * min(attempt + 1, 10))
+        out: list[tuple[Alert, bool] | None] = [None] * len(alerts)
+        slow = self._record_batch(alerts, window_us, out) if alerts else []
+        for i in sorted(slow):
+            out[i] = self._record_retrying(alerts[i], window_us)
+        return [r for r in out if r is not None]
+
+    def _record_retrying(self, draft: NewAlert, window_us: int) -> tuple[Alert, bool]:
+        for attempt in range(100):
+            try:
+                return self._record_one(draft, window_us)
+            except _Retry:
+                time.sleep(random.random() * 0.005 * min(attempt + 1, 10))
+        raise StoreError(f"alert group {draft.group_key!r}: too many concurrent "
+                         "writers, gave up folding")
+
+    def _mget(self, index: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Found documents by id, read in real time (with their seq_no/primary_term)."""
+        if not ids:
+            return {}
+        answer = self._req("POST", f"/{index}/_mget", {"ids": list(ids)})
+        return {d["_id"]: d for d in answer["docs"] if d.get("found")}
+
+    def _record_batch(self, alerts: Sequence[NewAlert], window_us: int,
+                      out: list[tuple[Alert, bool] | None]) -> list[int]:
+        """Record what the batch settles by itself into ``out``; the indices of drafts
+        left for the one-by-one path."""
+        alerts_ix, groups_ix = self._ix("alerts"), self._ix("alert-groups")
+        by_group: dict[str, list[int]] = {}
+        for i, draft in enumerate(alerts):
+            by_group.setdefault(_key(draft.group_key), []).append(i)
+        pointers = self._mget(groups_ix, list(by_group))
+        current = self._mget(alerts_ix, sorted({p["_source"]["alert_id"]
+                                                for p in pointers.values()}))
+        slow: list[int] = []
+        plans: list[_GroupPlan] = []
+        now = _now_us()
+        for gid, members in by_group.items():
+            plan = self._plan_group(gid, members, alerts, pointers.get(gid), current,
+                                    window_us, now)
+            if plan is None:
+                slow.extend(members)
             else:
-                raise StoreError(f"alert group {draft.group_key!r}: too many concurrent "
-                                 "writers, gave up folding")
+                plans.append(plan)
+        if not plans:
+            return slow
+        payload = bytearray()
+        owners: list[tuple[_GroupPlan, str | None]] = []  # per bulk item: plan, alert id
+        for plan in plans:
+            for doc_id, doc, cas in plan.writes:
+                action: dict[str, Any] = {"_index": alerts_ix, "_id": doc_id}
+                if cas is not None:
+                    action.update(cas)
+                payload += orjson.dumps({"index" if cas else "create": action}) + b"\n"
+                payload += orjson.dumps(doc, default=str) + b"\n"
+                owners.append((plan, doc_id))
+            if plan.pointer is not None:
+                action = {"_index": groups_ix, "_id": plan.gid}
+                if plan.pointer_cas is not None:
+                    action.update(plan.pointer_cas)
+                payload += orjson.dumps({"index" if plan.pointer_cas else "create": action})
+                payload += b"\n" + orjson.dumps(plan.pointer) + b"\n"
+                owners.append((plan, None))
+        try:
+            answer = self.client.request_retrying(
+                "POST", "/_bulk", bytes(payload), ndjson=True, params=_ALERT_BULK_PARAMS,
+                attempts=self.attempts, base_delay=self.retry_delay,
+                max_delay=self.max_retry_delay)
+        except ClusterError as exc:
+            raise self._translate(exc) from None
+        versions: dict[str, dict[str, Any]] = {}
+        failed: set[int] = set()
+        for (plan, owner), item in zip(owners, answer["items"], strict=True):
+            info = next(iter(item.values()))
+            if int(info.get("status", 500)) >= 300:
+                failed.add(id(plan))
+            elif owner is not None:
+                versions[owner] = {"_seq_no": info["_seq_no"],
+                                    "_primary_term": info["_primary_term"]}
+        undo: list[str] = []
+        for plan in plans:
+            if id(plan) in failed:
+                # another writer got there first (or the item was refused): alerts this
+                # batch created for the group go, and its drafts take the one-by-one path
+                undo.extend(doc_id for doc_id, _doc, cas in plan.writes
+                            if cas is None and doc_id in versions)
+                slow.extend(plan.members)
+                continue
+            # each draft answers with its alert as the batch left it (as the embedded
+            # store does), so every returned version is one the cluster has
+            final = {doc_id: doc for doc_id, doc, _cas in plan.writes}
+            for i, (doc_id, created) in zip(plan.members, plan.results, strict=True):
+                out[i] = self._alert_from({"_source": final[doc_id],
+                                           **versions[doc_id]}), created
+        for doc_id in undo:
+            with contextlib.suppress(ClusterError):
+                self.client.request("DELETE", f"/{alerts_ix}/_doc/{quote_id(doc_id)}")
+        return slow
+
+    def _plan_group(self, gid: str, members: list[int], alerts: Sequence[NewAlert],
+                    pointer: dict[str, Any] | None, current: Mapping[str, dict[str, Any]],
+                    window_us: int, now: int) -> _GroupPlan | None:
+        """The writes that record one group's drafts, or None when the group needs the
+        one-by-one path: its open alert exists but cannot take every draft (an older
+        alert may), or its pointer leads nowhere."""
+        plan = _GroupPlan(gid, members)
+        existing = current.get(pointer["_source"]["alert_id"]) if pointer else None
+        if pointer is not None and window_us > 0:
+            if existing is None:
+                return None
+            doc = dict(existing["_source"])
+            for i in members:
+                ts = _us(alerts[i].timestamp) or now
+                if not self._foldable(doc, ts, window_us):
+                    return None
+                doc = self._folded(doc, alerts[i], ts, now)
+                plan.results.append((doc["id"], False))
+            plan.writes.append((doc["id"], doc, {"if_seq_no": existing["_seq_no"],
+                                                 "if_primary_term": existing["_primary_term"]}))
+            return plan
+        # a new group (or no folding at all): new alerts, later drafts folding into them
+        newest: dict[str, Any] | None = None
+        created: dict[str, dict[str, Any]] = {}
+        for i in members:
+            draft = alerts[i]
+            ts = _us(draft.timestamp) or now
+            if window_us > 0 and newest is not None and self._foldable(newest, ts, window_us):
+                newest = self._folded(newest, draft, ts, now)
+                plan.results.append((newest["id"], False))
+            else:
+                alert_id = uuid.uuid4().hex
+                newest = self.new_alert_doc(alert_id, draft, ts, now)
+                plan.results.append((alert_id, True))
+            created[newest["id"]] = newest
+        plan.writes.extend((doc_id, doc, None) for doc_id, doc in created.items())
+        assert newest is not None
+        plan.pointer = {"group_key": alerts[members[0]].group_key, "alert_id": newest["id"]}
+        if pointer is not None:
+            plan.pointer_cas = {"if_seq_no": pointer["_seq_no"],
+                                "if_primary_term": pointer["_primary_term"]}
+        return plan
+
+    def _folded(self, doc: Mapping[str, Any], draft: NewAlert, ts: int, now: int
+                ) -> dict[str, Any]:
+        """A copy of an alert document with one more draft folded in."""
+        out = dict(doc)
+        merged = list(dict.fromkeys(list(out.get("event_ids", [])) + draft.event_ids))
+        out["event_ids"] = merged[:MAX_ALERT_EVENT_IDS]
+        out["count"] = int(out["count"]) + max(1, len(draft.event_ids))
+        out["first_seen"] = min(int(out["first_seen"]), ts)
+        out["last_seen"] = max(int(out["last_seen"]), ts)
+        out["updated_at"] = now
+        out["search_text"] = self._alert_search_text(out)
         return out
 
     @staticmethod
@@ -969,14 +1237,7 @@ class ElasticStore(Store):
                     target = older[0]
         now = _now_us()
         if target is not None:
-            doc = dict(target["_source"])
-            merged = list(dict.fromkeys(list(doc.get("event_ids", [])) + draft.event_ids))
-            doc["event_ids"] = merged[:MAX_ALERT_EVENT_IDS]
-            doc["count"] = int(doc["count"]) + max(1, len(draft.event_ids))
-            doc["first_seen"] = min(int(doc["first_seen"]), ts)
-            doc["last_seen"] = max(int(doc["last_seen"]), ts)
-            doc["updated_at"] = now
-            doc["search_text"] = self._alert_search_text(doc)
+            doc = self._folded(target["_source"], draft, ts, now)
             written = self._write(alerts, doc["id"], doc, cas={
                 "if_seq_no": target["_seq_no"], "if_primary_term": target["_primary_term"]})
             if written is None:

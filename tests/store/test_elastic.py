@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from govsoc.events import event_id, new_event
-from store.base import EventQuery
+from store.base import AlertChange, EventQuery
 from store.elastic import connect_for_tests
 from store.elastic.mappings import event_properties
 from tests.store.elastic_support import ENGINES, T0, FaultProxy, cluster_url, new_prefix, synth
@@ -245,3 +246,132 @@ def test_open_store_from_config_and_environment(engine, url, tmp_path):
     finally:
         s.drop_all()
         s.close()
+
+
+def test_large_insert_goes_in_concurrent_chunks_in_order(engine, url, tmp_path):
+    # 64 KiB chunks: 3,000 events take many bulk requests, two at a time
+    s = connect_for_tests(engine, url, prefix=new_prefix(), spool_dir=str(tmp_path / "spool"),
+                          batch_bytes=64 << 10)
+    try:
+        events = list(synth(0, 3000, "chunks.test"))
+        result = s.insert_events(events)
+        assert (result.stored, result.duplicates, result.rejected) == (3000, 0, 0)
+        assert result.new_ids == [e["event"]["id"] for e in events]
+        again = s.insert_events(events[1000:2000] + list(synth(3000, 3010, "chunks.test")))
+        assert (again.stored, again.duplicates) == (10, 1000)
+        s.refresh()
+        assert s.count_events(EventQuery()) == 3010
+        tail, _cursor = s.tail_events(None, 5000)
+        assert [e["event"]["sequence"] for e in tail] == list(range(3010))
+    finally:
+        s.drop_all()
+        s.close()
+
+
+def test_cluster_lost_mid_insert_spools_only_what_was_not_stored(engine, url, tmp_path):
+    bulks = iter(range(1_000_000))
+    lock = threading.Lock()
+
+    def plan(method: str, path: str) -> int | None:
+        if path.startswith("/_bulk"):
+            with lock:
+                # the first two chunks go through, then the node "goes away"
+                return 503 if next(bulks) >= 2 else None
+        return None
+
+    proxy = FaultProxy(url, plan)
+    prefix = new_prefix()
+    spool = str(tmp_path / "spool")
+    s = connect_for_tests(engine, proxy.url, prefix=prefix, spool_dir=spool,
+                          batch_bytes=32 << 10, attempts=2, retry_delay=0.01,
+                          spool_replay_interval=0)
+    try:
+        events = list(synth(0, 2000, "lost.test"))
+        result = s.insert_events(events)
+        assert result.stored == 2000  # stored or spooled
+        spooled = [e for seg in s.spool.segments() for e in s.spool.read(seg)]
+        assert 0 < len(spooled) < 2000
+        assert [e["event"]["sequence"] for e in spooled] == sorted(
+            e["event"]["sequence"] for e in spooled)
+    finally:
+        s.close()
+        proxy.close()
+    back = connect_for_tests(engine, url, prefix=prefix, spool_dir=spool)
+    try:
+        back.refresh()  # replays the spool first
+        assert not back.spool.pending()
+        assert back.count_events(EventQuery()) == 2000
+    finally:
+        back.drop_all()
+        back.close()
+
+
+def test_spool_is_replayed_without_a_new_write(engine, url, tmp_path):
+    up = True
+
+    def plan(method: str, path: str) -> int | None:
+        return None if up else 503
+
+    proxy = FaultProxy(url, plan)
+    s = connect_for_tests(engine, proxy.url, prefix=new_prefix(),
+                          spool_dir=str(tmp_path / "spool"), attempts=2, retry_delay=0.01,
+                          spool_replay_interval=0.2)
+    try:
+        s.insert_events(list(synth(0, 5)))
+        up = False
+        assert s.insert_events(list(synth(5, 25))).stored == 20
+        assert s.spool.pending()
+        up = True
+        # nothing more is written: the store's own replayer brings the spool in
+        deadline = time.monotonic() + 60
+        while s.spool.pending() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not s.spool.pending()
+        s.refresh()
+        assert s.count_events(EventQuery()) == 25
+    finally:
+        s.drop_all()
+        s.close()
+        proxy.close()
+
+
+def test_alert_batch_folds_as_the_embedded_store_does(store, tmp_path):
+    from store.base import NewAlert, Severity
+    from store.sqlite import SQLiteStore
+
+    def draft(key: str, minute: int, event: str) -> NewAlert:
+        return NewAlert(rule_id="r-1", rule_name="Brute force", severity=Severity.HIGH,
+                        group_key=key, timestamp=T0 + timedelta(minutes=minute),
+                        event_ids=[event], fields={"host.name": "web1"})
+
+    first = [draft("old", 0, "e0"), draft("late", 0, "e1")]
+    batch = [draft("new", 1, "a1"), draft("new", 2, "a2"), draft("old", 3, "e2"),
+             draft("late", 200, "e3"), draft("new", 300, "a3"), draft("solo", 4, "s1"),
+             draft("old", 5, "e4")]
+    embedded = SQLiteStore(tmp_path / "govsoc.db")
+    try:
+        for s in (store, embedded):
+            s.record_alerts(first, timedelta(hours=1))
+        expected = embedded.record_alerts(batch, timedelta(hours=1))
+        got = store.record_alerts(batch, timedelta(hours=1))
+
+        def shape(rows: list) -> list:
+            return [(a.group_key, a.count, sorted(a.event_ids), created) for a, created in rows]
+
+        assert shape(got) == shape(expected)
+        # the same alert ids where the embedded store folded into the same alert
+        assert (got[0][0].id == got[1][0].id) and got[4][0].id != got[0][0].id
+        store.refresh()
+        listed = sorted((a.group_key, a.count) for a in store.list_alerts(limit=100).items)
+        assert listed == sorted((a.group_key, a.count)
+                                for a in embedded.list_alerts(limit=100).items)
+        # a later fold continues from what the batch wrote (versions are real)
+        (again, created), = store.record_alerts([draft("new", 301, "a4")], timedelta(hours=1))
+        assert not created and again.id == got[4][0].id and again.count == 2
+        store.update_alert(again.id, again.version, AlertChange(assignee="dave"))
+        # no folding: every draft is a new alert
+        rows = store.record_alerts([draft("w0", 1, "x"), draft("w0", 1, "y")], timedelta(0))
+        assert [created for _a, created in rows] == [True, True]
+        assert rows[0][0].id != rows[1][0].id
+    finally:
+        embedded.close()
