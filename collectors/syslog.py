@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from hashlib import blake2b
 from typing import Any
 
 from collectors.authlog import auth_event, claims, stamp_text, syslog_fields
@@ -45,7 +46,7 @@ from collectors.lines import RawLine
 from collectors.syslog_parse import SyslogMessage, SyslogParser
 from collectors.textlog import decode_line
 from govsoc.errors import GovsocError, RecordError
-from govsoc.events import DeadLetter, Event, event_id, format_timestamp
+from govsoc.events import DeadLetter, Event, format_timestamp
 
 log = logging.getLogger("govsoc.collectors.syslog")
 
@@ -205,6 +206,7 @@ class SyslogReceiver:
         self._lock = threading.Lock()
         self._kernel_drops: dict[int, int] = {}
         self._sequence = 0
+        self._sources: dict[tuple[str, str], tuple[str, bytes]] = {}
         self._second = -1
         self._reference = datetime.now(UTC)
         self._created = ""
@@ -283,10 +285,12 @@ class SyslogReceiver:
         counters = self.counters
         baseline: dict[int, int] = {}
         next_drop_check = 0.0
+        senders: dict[Any, str] = {}
+        recvfrom = sock.recvfrom
         self._update_kernel_drops(sock, baseline)
         while not self._stopping.is_set():
             try:
-                data, addr = sock.recvfrom(65536)
+                data, addr = recvfrom(65536)
             except TimeoutError:
                 if time.time() >= next_drop_check:
                     next_drop_check = time.time() + 1.0
@@ -297,13 +301,20 @@ class SyslogReceiver:
                     return
                 continue
             now = time.time()
-            batch: list[_Received] = [(data[:limit], f"{addr[0]}:{addr[1]}", "udp", now, None)]
+            sender = senders.get(addr)
+            if sender is None:
+                sender = _sender_name(senders, addr)
+            batch: list[_Received] = [(data[:limit], sender, "udp", now, None)]
+            append = batch.append
             # drain what the kernel already holds without blocking, one queue lock per burst
             sock.setblocking(False)
             try:
                 for _ in range(511):
-                    data, addr = sock.recvfrom(65536)
-                    batch.append((data[:limit], f"{addr[0]}:{addr[1]}", "udp", now, None))
+                    data, addr = recvfrom(65536)
+                    sender = senders.get(addr)
+                    if sender is None:
+                        sender = _sender_name(senders, addr)
+                    append((data[:limit], sender, "udp", now, None))
             except (BlockingIOError, InterruptedError):
                 pass
             except OSError:
@@ -418,11 +429,24 @@ class SyslogReceiver:
                     yield pending
                 return
 
+    def _source(self, protocol: str, sender: str) -> tuple[str, bytes]:
+        """The dead-letter source of a sender and the bytes its event ids start with
+        (what :func:`~govsoc.events.event_id` hashes before the position)."""
+        key = (protocol, sender)
+        known = self._sources.get(key)
+        if known is None:
+            source = f"syslog/{protocol}/{sender}"
+            known = (source, source.encode("utf-8", "surrogatepass") + b"\x00")
+            if len(self._sources) >= 4096:
+                self._sources.clear()
+            self._sources[key] = known
+        return known
+
     def _convert(self, item: _Received, batch: Batch) -> None:
         counters = self.counters
         data, sender, protocol, received, problem = item
         self._sequence += 1
-        source = f"syslog/{protocol}/{sender}"
+        source, id_prefix = self._source(protocol, sender)
         if problem is not None:
             counters.rejected += 1
             if "framing" in problem or "octet count" in problem:
@@ -431,7 +455,11 @@ class SyslogReceiver:
                 counters.truncated += 1
             batch.rejected.append(DeadLetter(source, self._position(item), problem, data))
             return
-        text, valid = decode_line(data.rstrip(b"\r\n\x00"))
+        payload = data.rstrip(b"\r\n\x00")
+        try:
+            text, valid = payload.decode("utf-8"), True
+        except UnicodeDecodeError:
+            text, valid = decode_line(payload)
         second = int(received)
         if second != self._second:
             # the year rule needs no finer reference than the second: parse results
@@ -447,7 +475,8 @@ class SyslogReceiver:
             return
         event = syslog_event(msg, text)
         ev = event["event"]
-        ev["id"] = event_id(source, f"{received:.6f}/{self._sequence}")
+        ev["id"] = blake2b(b"%s%.6f/%d" % (id_prefix, received, self._sequence),
+                           digest_size=16).hexdigest()
         ev["created"] = self._created
         log_ = event.get("log")
         if log_ is None:
@@ -464,6 +493,15 @@ class SyslogReceiver:
 
     def _position(self, item: _Received) -> str:
         return f"{item[2]} message {self._sequence} from {item[1]}"
+
+
+def _sender_name(known: dict[Any, str], addr: Any) -> str:
+    """``ip:port`` of a datagram's sender, remembered (senders repeat)."""
+    name = f"{addr[0]}:{addr[1]}"
+    if len(known) >= 4096:
+        known.clear()
+    known[addr] = name
+    return name
 
 
 class StreamFramer:

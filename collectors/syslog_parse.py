@@ -44,6 +44,12 @@ _BSD_STAMP = re.compile(
     r"([A-Za-z]{3}) {1,2}(\d{1,2}) (?:(\d{4}) )?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?: |$)")
 _ISO_STAMP = re.compile(
     r"(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|z|[+-]\d{2}:?\d{2})?)(?: |$)")
+# The usual network message: <PRI>, a BSD timestamp without year or fraction, a
+# host name without colons and a "tag[pid]:" (the pieces of _BSD_STAMP, _HOST and
+# _TAG). Where it matches, the general path reads the same parts from the line.
+_BSD_PLAIN = re.compile(
+    r"<(\d{1,3})>(([A-Za-z]{3}) {1,2}(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2}) )"
+    r"([A-Za-z0-9_.\-%@/]{1,255}) ([^\s\[\]:]{1,128})(?:\[([^\]\s]{0,64})\])?: ?")
 _TAG = re.compile(r"([^\s\[\]:]{1,128})(?:\[([^\]\s]{0,64})\])?: ?")
 _HOST = re.compile(r"[A-Za-z0-9_.:\-%@/]{1,255}$")
 _SD_PARAM = re.compile(r'\s*([^\s="\]]{1,32})="((?:[^"\\]|\\.)*)"')
@@ -122,6 +128,17 @@ class SyslogParser:
     def parse(self, text: str, source: str = "", position: str | int = "",
               reference: datetime | None = None) -> SyslogMessage:
         """Parse one message; raises :class:`ParseError` naming what is wrong."""
+        plain = _BSD_PLAIN.match(text)
+        if plain is not None:
+            plain_priority = int(plain.group(1))
+            if plain_priority <= 191:
+                key, month, day, hour, minute, second = plain.group(2, 3, 4, 5, 6, 7)
+                stamp = self._bsd_stamp(key, month, day, None, hour, minute, second, None,
+                                        reference, source, position)
+                return SyslogMessage(timestamp=stamp, message=text[plain.end():],
+                                     format="rfc3164", priority=plain_priority,
+                                     hostname=plain.group(8), appname=plain.group(9),
+                                     procid=plain.group(10) or None)
         if not text.strip():
             raise ParseError("empty syslog message", source, position)
         pos = 0
@@ -211,19 +228,26 @@ class SyslogParser:
 
     def _bsd(self, m: re.Match[str], reference: datetime | None, source: str,
              position: str | int) -> datetime:
-        key = m.group(0)
+        return self._bsd_stamp(m.group(0), m.group(1), m.group(2), m.group(3), m.group(4),
+                               m.group(5), m.group(6), m.group(7), reference, source,
+                               position)
+
+    def _bsd_stamp(self, key: str, month_name: str, day: str, year: str | None, hour: str,
+                   minute: str, second: str, fraction: str | None,
+                   reference: datetime | None, source: str,
+                   position: str | int) -> datetime:
         ref = reference or self.reference or datetime.now(UTC)
         cached = self._last_stamp
         if cached is not None and cached[0] == key and cached[1] == ref:
             return cached[2]
-        month = _MONTHS.get(m.group(1).lower())
+        month = _MONTHS.get(month_name.lower())
         if month is None:
             raise ParseError(f"unparseable timestamp {key.strip()!r}: unknown month",
                              source, position)
         try:
-            stamp = bsd_timestamp(month, int(m.group(2)), int(m.group(4)), int(m.group(5)),
-                                  int(m.group(6)), int((m.group(7) or "0").ljust(6, "0")),
-                                  ref, self.tz, int(m.group(3)) if m.group(3) else None)
+            stamp = bsd_timestamp(month, int(day), int(hour), int(minute), int(second),
+                                  int((fraction or "0").ljust(6, "0")),
+                                  ref, self.tz, int(year) if year else None)
         except ValueError as exc:
             raise ParseError(f"unparseable timestamp {key.strip()!r}: {exc}", source,
                              position) from None

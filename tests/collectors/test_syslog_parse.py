@@ -78,3 +78,41 @@ def test_bad_messages_name_the_problem(text, reason):
         SyslogParser().parse(text, "10.0.0.9:514", "message 7")
     assert reason in str(info.value)
     assert "10.0.0.9:514:message 7" in str(info.value)
+
+
+def test_plain_bsd_path_reads_what_the_general_path_reads(monkeypatch):
+    """Network messages of the usual shape take a one-regex path; it must give the
+    message the general path gives, including the near misses it leaves to it."""
+    import re
+
+    import collectors.syslog_parse as syslog_parse
+
+    messages = [
+        "<38>Dec 10 06:55:46 web3 sshd[1049]: Failed password for root from 1.2.3.4 port 22",
+        "<30>Dec  1 06:55:46 web3 nginx[77]: upstream", "<30>Dec 10 06:55:46 web3 nginx: x",
+        "<30>Dec 10 06:55:46 sshd[1]: no host", "<30>Dec 10 06:55:46 host: tag: msg",
+        "<30>Dec 10 2024 06:55:46 h t: m", "<30>Dec 10 06:55:46.123 h t: m",
+        "<30>Dec 10 06:55:46 h t[]: m", "<30>Dec 10 06:55:46 h t[1 2]: m",
+        "<30>Dec 10 06:55:46 h t:m", "<30>Dec 10 06:55:46 h  t: m",
+        "<30>Dec 10 06:55:46 h just words", "<30>Dec 10 06:55:46 " + "h" * 300 + " t: m",
+        "<30>Dec 10 06:55:46 h " + "t" * 200 + ": m", "<30>Dec 10 06:55:46 fe80::1 t: m",
+        "<30>Dec 10 06:55:46 h t[1]:: m", "<30>Dec 10 06:55:46 h%x@y/z t: m",
+        "<13>1 2024-01-01T00:00:00Z h a p m - x", "<191>Jan  1 00:00:00 h t: m"]
+    bad = ["<300>Dec 10 06:55:46 h t: m", "<30>Foo 10 06:55:46 h t: m",
+           "<30>Feb 30 06:55:46 h t: m"]
+    reference = datetime(2025, 1, 5, tzinfo=UTC)
+
+    def parse_all() -> list:
+        parser = SyslogParser()
+        out: list = [parser.parse(text, "s", 1, reference) for text in messages]
+        for text in bad:
+            with pytest.raises(ParseError) as caught:
+                parser.parse(text, "s", 1, reference)
+            out.append(caught.value.reason)
+        return out
+
+    plain = parse_all()
+    monkeypatch.setattr(syslog_parse, "_BSD_PLAIN", re.compile(r"(?!)"))
+    assert parse_all() == plain
+    assert plain[0].hostname == "web3" and plain[0].appname == "sshd"
+    assert plain[0].procid == "1049" and plain[0].message.startswith("Failed password")
