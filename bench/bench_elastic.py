@@ -32,6 +32,7 @@ import argparse
 import gc
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,11 @@ def ingest_peer(store: ElasticStore, data: list[dict[str, Any]], size: int) -> R
         client.close()
 
 
+def line(name: str, n: int, r: Run) -> str:
+    return (f"{name} {n / r.wall:,.0f}/s, CPU/event client {r.client_cpu / n * 1e6:.1f} us "
+            f"node {r.node_cpu / n * 1e6:.1f} us")
+
+
 def summary(name: str, n: int, runs: list[Run]) -> str:
     rate = statistics.median(n / r.wall for r in runs)
     client = statistics.median(r.client_cpu for r in runs) / n * 1e6
@@ -259,6 +265,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the indices afterwards")
     opts = parser.parse_args()
     url, node_env = opts.url, None
+    # a stopped benchmark still stops the node it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if url is None:
         url, node_env = start_node(opts.engine, opts.heap, opts.port)
     try:
@@ -285,8 +293,8 @@ def bench(opts: argparse.Namespace, url: str) -> None:
             print(f"  node: {jvm(store)}")
         mine.append(ingest_store(store, data, opts.batch))
         peers.append(ingest_peer(store, data, opts.batch))
-        print(f"  run {run + 1}: store {opts.events / mine[-1].wall:,.0f}/s, peer "
-              f"{opts.events / peers[-1].wall:,.0f}/s; after: {heap(store)}", flush=True)
+        print(f"  run {run + 1}: {line('store', opts.events, mine[-1])}; "
+              f"{line('peer', opts.events, peers[-1])}; after: {heap(store)}", flush=True)
         if run < opts.runs - 1:
             store.drop_all()
             store.close()

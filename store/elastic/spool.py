@@ -3,10 +3,11 @@
 When the cluster is unreachable (or keeps answering 429/5xx past the retries),
 the batch is written here as one segment file (JSON lines, written to a temporary
 name, fsynced, then renamed, so a segment is either whole or absent) and the
-caller's batch counts as accepted. Before every later write, segments are replayed
-oldest first; a segment is deleted only after the cluster took all of it, so a
-crash in the middle replays it again, which ``op_type=create`` on the event id
-makes harmless. When the spool reaches its size cap the write fails with
+caller's batch counts as accepted. Before every later write (and by the store's
+background replayer while segments wait), segments are replayed oldest first; a
+segment is deleted only after the cluster took all of it, so a crash in the
+middle replays it again, which ``op_type=create`` on the event id makes harmless.
+When the spool reaches its size cap the write fails with
 :class:`~govsoc.errors.StoreUnavailableError`: the collector then keeps its
 checkpoint and nothing is lost, it only stops reading.
 

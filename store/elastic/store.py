@@ -8,10 +8,17 @@ Index layout: see ``mappings.py``. What this engine guarantees:
   that fail with 429/5xx are retried on their own; an item the cluster refuses
   (a mapping conflict) goes to the dead letters with the cluster's reason and the
   rest of the batch is stored. When the retries run out the batch goes to the
-  on-disk spool (``spool.py``) and is replayed, in order, before the next write.
+  on-disk spool (``spool.py``) and is replayed, in order, before the next write and
+  before a refresh, and by a background thread every few seconds (backing off to a
+  minute) while segments wait, so a quiet sensor's spool drains without new writes.
+- Bulk: one insert goes in requests of at most ``batch_bytes``, two at a time, with
+  one block of sequence numbers; answers are trimmed to status and error per item.
+- Alert batches: one ``_mget`` of the group pointers, one of their alerts and one
+  ``_bulk`` fold a batch of drafts; a group the batch cannot settle alone goes
+  through the one-by-one path below.
 - Storage order: every stored event carries ``govsoc.seq``, taken in blocks from a
   counter document updated with ``if_seq_no``. A writer registers its block as in
-  flight in the same document and removes it when its bulk request has finished.
+  flight in the same document and removes it when its bulk requests have finished.
   ``tail_events`` reads the counter in real time, takes as its watermark the lowest
   block still in flight (entries expire after ``IN_FLIGHT_TTL`` so a crashed writer
   cannot stop the tail), refreshes and returns events below the watermark in
