@@ -38,7 +38,6 @@ import evtx
 import orjson
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
-from collectors.windows.compiled import RecordMapper
 from collectors.windows.ecs import enrich
 from collectors.windows.winlog import winlog_event
 from govsoc.errors import RecordError
@@ -136,7 +135,6 @@ class _FileReader:
         self.checkpoint_name = f"evtx:{os.path.abspath(path)}"
         self.batch = Batch()
         self.last_record_id: int | None = None
-        self.mapper = RecordMapper()
 
     # -- batching ---------------------------------------------------------------------
     def _full(self) -> bool:
@@ -236,7 +234,6 @@ class _FileReader:
         source = self.source
         events = self.batch.events
         loads = orjson.loads
-        to_event = self.mapper.event
         record_id = None
         for record in records:
             data = record["data"]
@@ -245,7 +242,8 @@ class _FileReader:
                 parsed = loads(data)
                 if type(parsed) is not dict:
                     raise RecordError("record is not a JSON object", source, record_id)
-                events.append(to_event(parsed, data, source, record_id))
+                events.append(enrich(winlog_event(parsed, data, source, record_id,
+                                                  reuse=True)))
             except (RecordError, orjson.JSONDecodeError, TypeError, ValueError, KeyError,
                     AttributeError, RecursionError) as exc:
                 raw = data.encode("utf-8", "replace") if isinstance(data, str) else b""

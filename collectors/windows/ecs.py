@@ -896,18 +896,6 @@ _PROVIDERS: dict[str, Handler] = {
     "PowerShell": _powershell_classic,
 }
 
-def enrichment(provider: str, keywords: Any) -> tuple[str | None, Handler | None]:
-    """What :func:`enrich` does for events of ``provider`` with ``keywords``: the
-    outcome the audit keywords give, and the provider's handler (None: none)."""
-    outcome = None
-    if keywords:
-        if "Audit Success" in keywords:
-            outcome = "success"
-        elif "Audit Failure" in keywords:
-            outcome = "failure"
-    return outcome, _PROVIDERS.get(provider)
-
-
 def enrich(event: Event) -> Event:
     """Add the ECS fields of ``event``'s provider and event id; returns ``event``.
 
@@ -918,9 +906,13 @@ def enrich(event: Event) -> Event:
     winlog = event.get("winlog")
     if not isinstance(winlog, dict):
         return event
-    outcome, handler = enrichment(winlog.get("provider_name") or "", winlog.get("keywords"))
-    if outcome is not None:
-        event["event"]["outcome"] = outcome
+    keywords = winlog.get("keywords")
+    if keywords:
+        if "Audit Success" in keywords:
+            event["event"]["outcome"] = "success"
+        elif "Audit Failure" in keywords:
+            event["event"]["outcome"] = "failure"
+    handler = _PROVIDERS.get(winlog.get("provider_name") or "")
     if handler is not None:
         data = winlog.get("event_data")
         handler(event, data if isinstance(data, dict) else {}, str(winlog.get("event_id", "")))

@@ -119,10 +119,10 @@ def test_regression_data_agrees_with_the_shipped_json_rendering():
     assert exact / fields > 0.97
 
 
-def test_reader_fast_path_gives_the_reference_mapping_key_for_key():
-    """read_evtx maps records through the per-shape fast path; every corpus record
-    must come out exactly as the reference mapping (record_to_event) makes it,
-    values and key order alike."""
+def test_reader_gives_what_record_to_event_gives_key_for_key():
+    """read_evtx maps the parsed records it owns in place (no copies); every corpus
+    record must still come out exactly as record_to_event makes it from the same
+    record, values and key order alike."""
     import evtx
     import orjson
 
