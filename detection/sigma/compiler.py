@@ -336,8 +336,10 @@ class CompiledRule:
     #: the rule's ``name`` (what correlation rules refer to)
     name: str | None = None
     #: prefilter atoms one of which holds in every event the rule matches (see
-    #: :func:`required_atoms`); None: no such set, the rule is evaluated on every event
+    #: :func:`required_atom_groups`); None: no such set, the rule is evaluated on every event
     atoms: list[Atom] | None = None
+    #: a second such group, which must hold too (None: none)
+    also_atoms: list[Atom] | None = None
     #: False when only correlation rules should use this rule's matches
     generate: bool = True
     _predicate: Predicate | None = field(default=None, repr=False, compare=False)
@@ -688,42 +690,50 @@ def _atom_score(atom: Atom) -> int:
     return 12 + min(len(value), 20)
 
 
-def required_atoms(node: Any) -> set[Atom] | None:
-    """Prefilter atoms one of which holds in every event ``node`` matches (None: no such set).
+def _group_key(group: frozenset[Atom]) -> tuple[int, int]:
+    return (min(_atom_score(a) for a in group), -len(group))
+
+
+def required_atom_groups(node: Any) -> list[frozenset[Atom]]:
+    """Groups of prefilter atoms such that, in every event ``node`` matches, some atom of
+    *each* group holds; rarest group first (empty: no such group).
 
     Like :func:`required_literals`, but a plain value of a field (``Image|endswith:
     '\\cmd.exe'``, ``OriginalFileName: 'Cmd.Exe'``, ``LogonType: 3``) becomes an atom
-    tied to that field, found by a dictionary lookup instead of anywhere in the event.
+    tied to that field, found by a dictionary lookup instead of anywhere in the event;
+    and the selections of an ``and`` each give a group, so a rule that needs both
+    ``cmd.exe`` and ``assoc`` is a candidate only where both are.
     """
+    groups: list[frozenset[Atom]] = []
     if isinstance(node, ConditionOR):
         out: set[Atom] = set()
         for arg in node.args:
-            sub = required_atoms(arg)
-            if sub is None:
-                return None
-            out |= sub
-        return out
-    if isinstance(node, ConditionAND):
-        best: set[Atom] | None = None
-        best_key: tuple[int, int] = (0, 0)
-        for arg in node.args:
-            sub = required_atoms(arg)
+            sub = required_atom_groups(arg)
             if not sub:
-                continue
-            key = (min(_atom_score(a) for a in sub), -len(sub))
-            if best is None or key > best_key:
-                best, best_key = sub, key
-        return best
-    if isinstance(node, ConditionNOT):
-        return None
-    if isinstance(node, ConditionFieldEqualsValueExpression):
-        if node.field in ROUTING_FIELDS:
-            return None
-        return _field_atoms(node.field, node.value)
-    if isinstance(node, ConditionValueExpression):
+                return []
+            out |= sub[0]
+        groups = [frozenset(out)]
+    elif isinstance(node, ConditionAND):
+        for arg in node.args:
+            for group in required_atom_groups(arg):
+                if group not in groups:
+                    groups.append(group)
+    elif isinstance(node, ConditionFieldEqualsValueExpression):
+        if node.field not in ROUTING_FIELDS:
+            atoms = _field_atoms(node.field, node.value)
+            if atoms:
+                groups = [frozenset(atoms)]
+    elif isinstance(node, ConditionValueExpression):
         lits = _value_literals(node.value)
-        return {("lit", lit) for lit in lits} if lits else None
-    return None
+        if lits:
+            groups = [frozenset(("lit", lit) for lit in lits)]
+    return sorted(groups, key=_group_key, reverse=True)
+
+
+def required_atoms(node: Any) -> set[Atom] | None:
+    """The rarest group of :func:`required_atom_groups` (None: there is none)."""
+    groups = required_atom_groups(node)
+    return set(groups[0]) if groups else None
 
 
 def _field_atoms(name: str, value: Any) -> set[Atom] | None:
@@ -884,13 +894,13 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
     exprs: list[str] = []
     literal_sets: list[set[str] | None] = []
     event_id_sets: list[set[str] | None] = []
-    atom_sets: list[set[Atom] | None] = []
+    atom_groups: list[list[frozenset[Atom]]] = []
     try:
         for condition in rule.detection.parsed_condition:
             tree = condition.parsed
             exprs.append(gen.node(tree))
             literal_sets.append(required_literals(tree))
-            atom_sets.append(required_atoms(tree))
+            atom_groups.append(required_atom_groups(tree))
             event_id_sets.append(required_values(tree, "winlog.event_id"))
     except SigmaError as exc:
         raise RuleCompileError(str(exc), where) from exc
@@ -909,8 +919,11 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
             merged |= s or set()
         literals = sorted(merged)
     atoms: list[Atom] | None = None
-    if all(s for s in atom_sets):
-        atoms = sorted(set().union(*[s for s in atom_sets if s]))
+    also_atoms: list[Atom] | None = None
+    if all(atom_groups):
+        atoms = sorted(set().union(*[g[0] for g in atom_groups]))
+        if len(atom_groups) == 1 and len(atom_groups[0]) > 1:
+            also_atoms = sorted(atom_groups[0][1])
     event_ids: list[str] | None = None
     if all(e is not None for e in event_id_sets):
         event_ids = sorted(set().union(*[e for e in event_id_sets if e is not None]))
@@ -923,7 +936,7 @@ def compile_rule(rule: SigmaRule, path: str = "") -> CompiledRule:
         service=rule.logsource.service, path=where, source=source, fields=gen.fields,
         literals=literals, warnings=gen.warnings, code=marshal.dumps(code),
         name=getattr(rule, "name", None), keywords=gen.keywords_used, event_ids=event_ids,
-        atoms=atoms)
+        atoms=atoms, also_atoms=also_atoms)
     # execute once now so constant errors (bad CIDR, bad regex) surface at compile time
     try:
         compiled._predicate = load_predicate(compiled.code)

@@ -29,7 +29,7 @@ from detection.sigma.eventview import (
     windows_text,
 )
 from detection.sigma.prefilter import Prefilter
-from detection.sigma.routing import EventKey, RouteSpec, route_for
+from detection.sigma.routing import EventKey, RouteSpec, field_aliases, route_for
 from detection.sigma.ruleset import RuleSet
 from govsoc.events import Event, get_field, parse_timestamp, utcnow
 from store.base import NewAlert, Severity, Suppression
@@ -66,9 +66,11 @@ def group_key(rule: CompiledRule, raw: dict[str, Any]) -> str:
 class _Route:
     """The rules of one routing key: field plan and prefilter."""
 
-    __slots__ = ("keyword", "plan", "prefilter", "view", "wants_text")
+    __slots__ = ("aliased", "aliases", "keyword", "plan", "prefilter", "view", "wants_text")
 
-    def __init__(self, prefilter: Prefilter, plan: FieldPlan, keyword: frozenset[int]) -> None:
+    def __init__(self, prefilter: Prefilter, plan: FieldPlan, keyword: frozenset[int],
+                 aliases: tuple[tuple[str, str], ...] = (),
+                 aliased: frozenset[int] = frozenset()) -> None:
         self.prefilter = prefilter
         self.plan = plan
         self.view = plan.view
@@ -76,6 +78,10 @@ class _Route:
         self.keyword = keyword
         #: whether the prefilter searches the event's text at all
         self.wants_text = prefilter.has_literals
+        #: (field a rule names, the event's field standing for it) on audit events
+        self.aliases = aliases
+        #: the rules that read the event through those aliases
+        self.aliased = aliased
 
 
 def event_key_of(event: Event) -> EventKey:
@@ -109,6 +115,7 @@ class SigmaDetector:
         self.predicates: list[Predicate] = [r.predicate for r in self.rules]
         self.literals = [r.literals for r in self.rules]
         self.atoms = [r.atoms for r in self.rules]
+        self.also_atoms = [r.also_atoms for r in self.rules]
         self.specs: list[RouteSpec] = [route_for(r.product, r.category, r.service, r.event_ids)
                                        for r in self.rules]
         self.severities = [Severity.parse(r.level) for r in self.rules]
@@ -133,8 +140,21 @@ class SigmaDetector:
         if route is None:
             members = [i for i, spec in enumerate(self.specs) if spec.accepts(key)]
             keyword = frozenset(i for i in members if self.keyword_rules[i])
-            plan = FieldPlan(f for i in members for f in self.rules[i].fields)
-            route = _Route(Prefilter.build(members, self.atoms), plan, keyword)
+            names = [f for i in members for f in self.rules[i].fields]
+            aliases: tuple[tuple[str, str], ...] = ()
+            aliased: frozenset[int] = frozenset()
+            audit = field_aliases(key)
+            if audit is not None:
+                category, renames = audit
+                aliased = frozenset(i for i in members if self.rules[i].product == "windows"
+                                    and (self.rules[i].category or "").lower() == category)
+                used = set(names)
+                aliases = tuple((a, b) for a, b in sorted(renames.items()) if a in used)
+                names += [b for _, b in aliases]
+                if not aliased:
+                    aliases = ()
+            route = _Route(Prefilter.build(members, self.atoms, self.also_atoms),
+                           FieldPlan(names), keyword, aliases, aliased)
             if len(self._routes) > 65536:
                 self._routes.clear()
             self._routes[key] = route
@@ -155,20 +175,58 @@ class SigmaDetector:
                 text = windows_text(data, event.get("message")) + _SEP + text
             elif route.keyword:
                 text = text + _SEP + keyword_text(event)
+        if route.aliases:
+            return self._evaluate_aliased(event, route, low, raw, text)
         candidates = route.prefilter.candidates(text, low)
         if not candidates:
             return candidates
         out: list[int] = []
         keyword = route.keyword
         if keyword and not keyword.isdisjoint(candidates):
-            kw_low, kw_raw, _ = keyword_view(event)
-            full_low = {**low, **kw_low, KEYWORD_SCOPE: kw_low}
-            self._run_all([n for n in candidates if n in keyword], full_low, {**raw, **kw_raw},
-                          event, out)
+            self._run_keyword([n for n in candidates if n in keyword], low, raw, event, out)
             candidates = [n for n in candidates if n not in keyword]
         self._run_all(candidates, low, raw, event, out)
         if len(out) > 1:
             out.sort()
+        return out
+
+    def _run_keyword(self, numbers: list[int], low: dict[str, Any], raw: dict[str, Any],
+                     event: Event, out: list[int]) -> None:
+        kw_low, kw_raw, _ = keyword_view(event)
+        full_low = {**low, **kw_low, KEYWORD_SCOPE: kw_low}
+        self._run_all(numbers, full_low, {**raw, **kw_raw}, event, out)
+
+    def _evaluate_aliased(self, event: Event, route: _Route, low: dict[str, Any],
+                          raw: dict[str, Any], text: str) -> list[int]:
+        """An audit event (Security 4688): the rules of the category it also carries read
+        its fields under their Sigma names (``Image`` is ``NewProcessName``...), as
+        pySigma's windows_audit pipeline maps them; the others read it as it is."""
+        a_low, a_raw = dict(low), dict(raw)
+        for name, source in route.aliases:
+            if source in raw:
+                a_raw[name] = raw[source]
+                a_low[name] = low[source]
+            else:
+                a_raw.pop(name, None)
+                a_low.pop(name, None)
+        candidates = route.prefilter.candidates(text, a_low)
+        if any(name in raw for name, _ in route.aliases):
+            # the event has a field of its own under an aliased name: the other
+            # rules' candidates come from the event as it is
+            candidates = sorted({*candidates, *route.prefilter.candidates(text, low)})
+        out: list[int] = []
+        aliased = route.aliased
+        keyword = route.keyword
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for n in candidates:
+            groups.setdefault((n in aliased, n in keyword), []).append(n)
+        for (is_aliased, is_keyword), numbers in groups.items():
+            view_low, view_raw = (a_low, a_raw) if is_aliased else (low, raw)
+            if is_keyword:
+                self._run_keyword(numbers, view_low, view_raw, event, out)
+            else:
+                self._run_all(numbers, view_low, view_raw, event, out)
+        out.sort()
         return out
 
     def _run_all(self, numbers: list[int], low: dict[str, Any], raw: dict[str, Any],

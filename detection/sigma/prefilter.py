@@ -34,29 +34,40 @@ log = logging.getLogger("govsoc.detection.sigma")
 #: Memory one route's literal set may use for its DFA.
 SET_MAX_MEM = 256 << 20
 
-#: field name → (lower-cased value or file name → rules needing it)
-FieldIndex = tuple[tuple[str, dict[str, tuple[int, ...]]], ...]
+#: field name → (lower-cased value or file name → atom number)
+FieldIndex = tuple[tuple[str, dict[str, int]], ...]
 
 
-def _index(owners: dict[str, dict[str, list[int]]]) -> FieldIndex:
-    return tuple((name, {v: tuple(rules) for v, rules in table.items()})
-                 for name, table in sorted(owners.items()))
+def _index(numbers: dict[Atom, int], kind: str) -> FieldIndex:
+    tables: dict[str, dict[str, int]] = {}
+    for atom, number in numbers.items():
+        if atom[0] == kind:
+            tables.setdefault(atom[1], {})[atom[2]] = number
+    return tuple(sorted(tables.items()))
 
 
 @dataclass
 class Prefilter:
-    """Candidate rules of one route."""
+    """Candidate rules of one route.
+
+    Every atom of the route has a number: literals first (their number is their
+    pattern's in the RE2 set), then the empty pattern, then field atoms. An event
+    gives the set of atom numbers that hold; a rule is a candidate when one of its
+    atoms holds and, if it has a second group, one of those holds too.
+    """
 
     #: rules evaluated on every event of the route (no atoms)
     always: tuple[int, ...]
     #: the literals, in number order (lower-cased)
     literals: tuple[str, ...]
-    #: literal number → rules needing it
-    by_literal: list[tuple[int, ...]]
-    #: rules needing a field to equal a value
+    #: atom number → rules for which it is one of their (first group of) atoms
+    owners: list[tuple[int, ...]]
+    #: field atoms whose field must equal a value
     equal: FieldIndex
-    #: rules needing a field's file name (after the last backslash) to be a value
+    #: field atoms whose field's file name (after the last backslash) must be a value
     file_name: FieldIndex
+    #: rule → atom numbers of its second group
+    also: dict[int, frozenset[int]]
     rule_count: int
     _set: Any = field(default=None, repr=False)
     _automaton: ahocorasick.Automaton | None = field(default=None, repr=False)
@@ -76,7 +87,6 @@ class Prefilter:
             if not literal_set.Compile():
                 raise re2.error("cannot compile the prefilter's literal set")
             self._set = literal_set.Match
-            self.by_literal.append(())
 
     @property
     def has_literals(self) -> bool:
@@ -94,63 +104,77 @@ class Prefilter:
         return {n for _, n in self._automaton.iter(text)}
 
     @classmethod
-    def build(cls, rules: Sequence[int], atoms: Sequence[Sequence[Atom] | None]) -> Prefilter:
-        """``rules`` are rule numbers; ``atoms[n]`` is rule n's atom set or None."""
+    def build(cls, rules: Sequence[int], atoms: Sequence[Sequence[Atom] | None],
+              also: Sequence[Sequence[Atom] | None] = ()) -> Prefilter:
+        """``rules`` are rule numbers; ``atoms[n]`` is rule n's atom set or None,
+        ``also[n]`` its second group or None."""
         always: list[int] = []
-        literals: dict[str, list[int]] = {}
-        equal: dict[str, dict[str, list[int]]] = {}
-        file_name: dict[str, dict[str, list[int]]] = {}
+        chosen: list[tuple[int, Sequence[Atom], Sequence[Atom] | None]] = []
         for n in rules:
-            rule_atoms = atoms[n]
-            if not rule_atoms:
+            if not atoms[n]:
                 always.append(n)
-                continue
-            for atom in rule_atoms:
-                if atom[0] == "lit":
-                    owners = literals.setdefault(atom[1], [])
-                else:
-                    table = equal if atom[0] == "eq" else file_name
-                    owners = table.setdefault(atom[1], {}).setdefault(atom[2], [])
-                if not owners or owners[-1] != n:
-                    owners.append(n)
-        return cls(tuple(always), tuple(literals), [tuple(o) for o in literals.values()],
-                   _index(equal), _index(file_name), len(rules))
+            else:
+                chosen.append((n, atoms[n] or (), also[n] if n < len(also) else None))
+        every = {a for _, first, second in chosen for a in (*first, *(second or ()))}
+        literals = sorted(a[1] for a in every if a[0] == "lit")
+        numbers: dict[Atom, int] = {("lit", lit): i for i, lit in enumerate(literals)}
+        for atom in sorted(a for a in every if a[0] != "lit"):
+            numbers[atom] = len(literals) + 1 + len(numbers) - len(literals)
+        owners: list[list[int]] = [[] for _ in range(len(literals) + 1 + len(numbers)
+                                                     - len(literals))]
+        second_groups: dict[int, frozenset[int]] = {}
+        for n, first, second in chosen:
+            for atom in first:
+                owners[numbers[atom]].append(n)
+            if second:
+                second_groups[n] = frozenset(numbers[a] for a in second)
+        return cls(tuple(always), tuple(literals), [tuple(o) for o in owners],
+                   _index(numbers, "eq"), _index(numbers, "base"), second_groups, len(rules))
 
     def candidates(self, text: str, low: dict[str, Any]) -> list[int]:
         """Rule numbers worth evaluating on an event, sorted: ``text`` is its lower-cased
         text, ``low`` its lower-cased values by field name."""
-        found = set(self.always)
         if self._set is not None:
-            hits = self._set(text.encode("utf-8", "surrogatepass"))
-            by_literal = self.by_literal
-            for n in hits if hits else self._fallback(text):
-                found.update(by_literal[n])
+            found = self._set(text.encode("utf-8", "surrogatepass"))
+            hits = set(found) if found else self._fallback(text)
+        else:
+            hits = set()
         for name, table in self.equal:
             value = low.get(name)
             if value is None:
                 continue
             if value.__class__ is str:
-                hit = table.get(value)
-                if hit is not None:
-                    found.update(hit)
+                number = table.get(value)
+                if number is not None:
+                    hits.add(number)
             else:
                 for element in value:
-                    hit = table.get(element)
-                    if hit is not None:
-                        found.update(hit)
+                    number = table.get(element)
+                    if number is not None:
+                        hits.add(number)
         for name, table in self.file_name:
             value = low.get(name)
             if value is None:
                 continue
             if value.__class__ is str:
-                hit = table.get(value.rpartition("\\")[2])
-                if hit is not None:
-                    found.update(hit)
+                number = table.get(value.rpartition("\\")[2])
+                if number is not None:
+                    hits.add(number)
             else:
                 for element in value:
-                    hit = table.get(element.rpartition("\\")[2])
-                    if hit is not None:
-                        found.update(hit)
-        if len(found) > 1:
-            return sorted(found)
-        return list(found)
+                    number = table.get(element.rpartition("\\")[2])
+                    if number is not None:
+                        hits.add(number)
+        found_rules = set(self.always)
+        owners = self.owners
+        for number in hits:
+            found_rules.update(owners[number])
+        if self.also:
+            also = self.also
+            out = [n for n in found_rules
+                   if (group := also.get(n)) is None or not group.isdisjoint(hits)]
+            out.sort()
+            return out
+        if len(found_rules) > 1:
+            return sorted(found_rules)
+        return list(found_rules)

@@ -24,7 +24,7 @@ import orjson
 from detection.sigma.eventview import build_view
 from detection.sigma.loader import parse_rule_text
 from detection.sigma.mapping import mapping_pipeline
-from detection.sigma.routing import RouteSpec, route_for
+from detection.sigma.routing import AUDIT_CATEGORIES, RouteSpec, route_for
 from govsoc.events import Event
 
 ROUTE_COLUMNS = ("event.dataset", "winlog.channel", "winlog.event_id")
@@ -66,39 +66,63 @@ def _route_sql(spec: RouteSpec) -> str:
 def convert_rules(paths_and_texts: Iterable[tuple[str, str]],
                   profile: str = "govsoc") -> list[ReferenceRule]:
     """Convert rules with pySigma's SQLite backend through our mapping pipeline."""
-    from sigma.backends.sqlite import sqliteBackend
-
     out: list[ReferenceRule] = []
     for path, text in paths_and_texts:
         rule_file = parse_rule_text(text, path)
-        for rule in rule_file.rules:
+        for number, rule in enumerate(rule_file.rules):
             spec = route_for(rule.logsource.product, rule.logsource.category,
                              rule.logsource.service)
             rule_id = str(rule.id or rule.title)
-            backend = sqliteBackend(processing_pipeline=mapping_pipeline(profile))
+            audit = _audit_route(rule.logsource.product, rule.logsource.category)
+            if audit is not None:
+                spec = RouteSpec(windows=tuple(e for e in spec.windows if e not in audit.windows),
+                                 datasets=spec.datasets, everything=spec.everything)
             try:
-                queries = backend.convert_rule(rule)
+                where, fields = _convert(rule, mapping_pipeline(profile))
+                parts = [f"({_route_sql(spec)} AND ({where}))"]
+                if audit is not None:
+                    # the same rule as pySigma's windows_audit pipeline reads it (4688)
+                    from sigma.pipelines.windows.windows import windows_audit_pipeline
+
+                    again = parse_rule_text(text, path).rules[number]
+                    audit_where, audit_fields = _convert(
+                        again, windows_audit_pipeline() + mapping_pipeline(profile))
+                    parts.append(f"({_route_sql(audit)} AND ({audit_where}))")
+                    fields = sorted({*fields, *audit_fields})
             except Exception as exc:
                 out.append(ReferenceRule(rule_id, path, None,
                                          f"{type(exc).__name__}: {str(exc)[:200]}"))
                 continue
-            fields = sorted(backend.required_fields(rule)) if hasattr(
-                backend, "required_fields") else []
-            where: list[str] = []
-            for query in queries:
-                text_q = str(query)
-                head = "SELECT * FROM logs WHERE "
-                if not text_q.startswith(head):
-                    where = []
-                    break
-                where.append("(" + text_q[len(head):] + ")")
-            if not where:
-                out.append(ReferenceRule(rule_id, path, None, "unexpected query shape"))
-                continue
-            sql = (f"SELECT rowid FROM logs WHERE {_route_sql(spec)} AND "
-                   f"({' OR '.join(where)})")
+            sql = f"SELECT rowid FROM logs WHERE {' OR '.join(parts)}"
             out.append(ReferenceRule(rule_id, path, sql, None, fields))
     return out
+
+
+def _audit_route(product: str | None, category: str | None) -> RouteSpec | None:
+    """The Security audit events a Windows category also covers (see routing)."""
+    if (product or "").lower() != "windows" or (category or "").lower() not in AUDIT_CATEGORIES:
+        return None
+    channel, ids, _ = AUDIT_CATEGORIES[(category or "").lower()]
+    return RouteSpec(windows=((channel, ids),))
+
+
+def _convert(rule: Any, pipeline: Any) -> tuple[str, list[str]]:
+    """The WHERE clause pySigma's SQLite backend writes for a rule, and its fields."""
+    from sigma.backends.sqlite import sqliteBackend
+
+    backend = sqliteBackend(processing_pipeline=pipeline)
+    queries = backend.convert_rule(rule)
+    fields = sorted(backend.required_fields(rule)) if hasattr(backend, "required_fields") else []
+    where: list[str] = []
+    head = "SELECT * FROM logs WHERE "
+    for query in queries:
+        text_q = str(query)
+        if not text_q.startswith(head):
+            raise ValueError("unexpected query shape")
+        where.append("(" + text_q[len(head):] + ")")
+    if not where:
+        raise ValueError("unexpected query shape")
+    return " OR ".join(where), fields
 
 
 @lru_cache(maxsize=4096)

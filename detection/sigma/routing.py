@@ -9,6 +9,14 @@ Windows tables come from pySigma's own pipelines (``sigma.pipelines.common``
 for service → channel, ``sigma.pipelines.sysmon`` for category → Sysmon event
 id, ``sigma.pipelines.windows`` for the PowerShell categories), so the
 taxonomy is the one SigmaHQ's rules are written against.
+
+Process creation is logged twice over on Windows: by Sysmon (event 1) and by
+the Security log's audit (event 4688). pySigma's ``windows_audit`` pipeline
+reads a ``process_creation`` rule against 4688 with some fields renamed
+(``Image`` is ``NewProcessName``, ``ParentImage`` is ``ParentProcessName``...);
+:data:`AUDIT_CATEGORIES` takes the event id and the renames from that
+pipeline, routing sends 4688 to those rules too, and :func:`field_aliases`
+tells the matcher which fields stand for which on such events.
 """
 
 from __future__ import annotations
@@ -19,9 +27,35 @@ from typing import Any
 
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
-from sigma.pipelines.windows.windows import windows_generic_category_channel_mapping
+from sigma.pipelines.windows.windows import (
+    generic_logsource_to_windows_audit_event_mapping,
+    windows_audit_pipeline,
+    windows_generic_category_channel_mapping,
+)
 
 SYSMON_CHANNEL = "microsoft-windows-sysmon/operational"
+SECURITY_CHANNEL = "security"
+WINDOWS_DATA = "winlog.event_data."
+
+
+def _audit_field_names() -> dict[str, str]:
+    """Sigma field → Security audit event field, from pySigma's windows_audit pipeline."""
+    for item in windows_audit_pipeline().items:
+        if item.identifier == "windows_audit_fieldmappings":
+            mapping = getattr(item.transformation, "mapping", {})
+            return {str(k): str(v) for k, v in mapping.items() if isinstance(v, str)}
+    return {}
+
+
+#: Sigma categories the Security log's audit events also carry:
+#: category → (channel, event ids, Sigma field → the audit event's field)
+AUDIT_CATEGORIES: dict[str, tuple[str, frozenset[str], dict[str, str]]] = {
+    "process_creation": (
+        SECURITY_CHANNEL,
+        frozenset({str(generic_logsource_to_windows_audit_event_mapping["process_creation"]
+                       ["EventID"])}),
+        _audit_field_names()),
+}
 
 LINUX_DATASETS = ("system.auth", "syslog", "auditd.log", "sysmon_linux.log")
 WEB_DATASETS = ("apache.access", "nginx.access", "iis.access")
@@ -178,6 +212,9 @@ def _windows_route(category: str | None, service: str | None) -> RouteSpec:
         if category in sysmon_generic_logsource_eventid_mapping:
             eids = _ids(sysmon_generic_logsource_eventid_mapping[category])
             entries.append((SYSMON_CHANNEL, eids))
+            if category in AUDIT_CATEGORIES:
+                channel, ids, _ = AUDIT_CATEGORIES[category]
+                entries.append((channel, ids))
         elif category in windows_generic_category_channel_mapping:
             info = windows_generic_category_channel_mapping[category]
             for channel in _channels(info["service"]):
@@ -222,3 +259,14 @@ def windows_query_filter(spec: RouteSpec) -> list[dict[str, Any]]:
 def all_channels() -> Iterable[str]:
     for service in windows_logsource_mapping:
         yield from _channels(service)
+
+
+def field_aliases(key: EventKey) -> tuple[str, dict[str, str]] | None:
+    """For an audit event a Sigma category also covers: the category and, for its
+    rules, mapped field → the event's field that stands for it (None otherwise)."""
+    _, channel, eid = key
+    for category, (audit_channel, ids, names) in AUDIT_CATEGORIES.items():
+        if channel == audit_channel and eid in ids:
+            return category, {WINDOWS_DATA + sigma: WINDOWS_DATA + name
+                              for sigma, name in names.items()}
+    return None
