@@ -13,12 +13,16 @@ several times faster, for readers that seek to their own offset before each read
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import accumulate, repeat
 from typing import BinaryIO, NamedTuple
 
 DEFAULT_MAX_LINE_BYTES = 1 << 20
 _CHUNK = 1 << 16
 #: bytes read at once by read_lines_bulk
 BLOCK_BYTES = 1 << 20
+
+
+_new_tuple = tuple.__new__
 
 
 class RawLine(NamedTuple):
@@ -96,6 +100,17 @@ def read_lines_bulk(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES,
             chunk = pending + chunk
         lines = chunk.split(b"\n")
         pending = lines.pop()
+        consumed = [len(raw) + 1 for raw in lines] if b"\r" not in chunk else None
+        if consumed and max(consumed) <= max_bytes + 1:
+            # the usual block: no line over-long or ending in a carriage return, so
+            # the lines are made without a Python step per line
+            count = len(lines)
+            yield from map(_new_tuple, repeat(RawLine), zip(
+                range(number, number + count), accumulate(consumed, initial=offset), lines,
+                repeat(False), consumed))
+            number += count
+            offset += len(chunk) - len(pending)
+            lines = []
         for raw in lines:
             size = len(raw)
             if size > max_bytes:
