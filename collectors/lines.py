@@ -100,14 +100,14 @@ def read_lines_bulk(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES,
             chunk = pending + chunk
         lines = chunk.split(b"\n")
         pending = lines.pop()
-        consumed = [len(raw) + 1 for raw in lines] if b"\r" not in chunk else None
-        if consumed and max(consumed) <= max_bytes + 1:
+        sizes = [len(raw) + 1 for raw in lines] if b"\r" not in chunk else None
+        if sizes and max(sizes) <= max_bytes + 1:
             # the usual block: no line over-long or ending in a carriage return, so
             # the lines are made without a Python step per line
             count = len(lines)
             yield from map(_new_tuple, repeat(RawLine), zip(
-                range(number, number + count), accumulate(consumed, initial=offset), lines,
-                repeat(False), consumed))
+                range(number, number + count), accumulate(sizes, initial=offset), lines,
+                repeat(False), sizes))
             number += count
             offset += len(chunk) - len(pending)
             lines = []
