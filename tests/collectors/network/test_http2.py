@@ -101,3 +101,26 @@ def test_suricata_doh_capture():
     assert get_field(ns, "dns.question.name") == "example.com"
     assert "b.iana-servers.net" in [a["data"] for a in get_field(ns, "dns.answers")]
     assert len(dns) == len(by_dataset(events, "network.http")) > 10
+
+
+def test_upgrade_to_h2c_goes_on_as_http2(tmp_path):
+    client, server = Encoder(), Encoder()
+    upgrade = (b"GET /index HTTP/1.1\r\nHost: up.example.gov\r\nUpgrade: h2c\r\n"
+               b"Connection: Upgrade, HTTP2-Settings\r\n"
+               b"HTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n")
+    switched = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" \
+        + settings() + frame(1, 0x4, 1, server.encode([(":status", "200")])) + \
+        frame(0, 0x1, 1, b"hello")
+    second = PREFACE + settings() + frame(1, 0x4 | 0x1, 3, client.encode(
+        [(":method", "GET"), (":scheme", "http"), (":authority", "up.example.gov"),
+         (":path", "/second")]))
+    answer = frame(1, 0x4 | 0x1, 3, server.encode([(":status", "204")]))
+    pkts = pcapgen.tcp_session(pcapgen.CLIENT, pcapgen.SERVER, 41500, 80,
+                               [(upgrade, switched), (second, answer)])
+    events, rejected, _ = ingest(pcapgen.write(tmp_path / "upgrade.pcap", pkts))
+    assert not rejected
+    seen = {(get_field(e, "http.version"), get_field(e, "url.original"),
+             get_field(e, "http.response.status_code"))
+            for e in by_dataset(events, "network.http")}
+    # the upgraded request's answer comes on stream 1, the next request on stream 3
+    assert seen == {("1.1", "/index", 101), ("2", "/second", 204), ("2", None, 200)}
