@@ -91,3 +91,22 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path):
     assert store.get_setting("kept") == 1
     names = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "alerts_dashboard" in names
+
+
+def test_a_new_store_uses_16k_pages_and_an_old_one_keeps_its_own(tmp_path):
+    import sqlite3
+
+    from store.sqlite import SQLiteStore
+
+    fresh = SQLiteStore(tmp_path / "new" / "govsoc.db")
+    assert fresh._query("PRAGMA page_size")[0][0] == 16384
+    fresh.close()
+    old_path = tmp_path / "old.db"
+    conn = sqlite3.connect(old_path)
+    conn.execute("PRAGMA page_size=4096")
+    conn.execute("CREATE TABLE keep (x)")
+    conn.commit()
+    conn.close()
+    old = SQLiteStore(old_path)
+    assert old._query("PRAGMA page_size")[0][0] == 4096
+    assert old.schema_version() >= 2
