@@ -86,7 +86,8 @@ Predicate = Callable[[dict[str, Any], dict[str, Any]], bool]
 #: A prefilter atom: ``("lit", text)`` — the text occurs somewhere in the event's
 #: lower-cased values; ``("eq", field, value)`` — the field's lower-cased value (or an
 #: element of it) is ``value``; ``("base", field, name)`` — the part of the field's
-#: lower-cased value after its last backslash is ``name`` (a file name).
+#: lower-cased value after its last backslash is ``name`` (a file name);
+#: ``("re", field, pattern)`` — the pattern (linear, re2) occurs in the field's value.
 Atom = tuple[str, ...]
 
 
@@ -149,6 +150,19 @@ def compile_regex(pattern: str) -> tuple[Callable[[str], bool], bool]:
     except regex.error as exc:
         raise RuleCompileError(f"invalid regular expression {pattern!r}: {exc}") from exc
     return (lambda text: timed.search(text) is not None), False
+
+
+def regex_pattern(value: SigmaRegularExpression) -> str:
+    """The pattern a field's ``re`` value is searched with, its flags inline."""
+    flags = ""
+    for flag, letter in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
+                         (SigmaRegularExpressionFlag.MULTILINE, "m"),
+                         (SigmaRegularExpressionFlag.DOTALL, "s")):
+        if flag in value.flags:
+            flags += letter
+    pattern = value.regexp.to_plain() if isinstance(value.regexp, SigmaString) \
+        else str(value.regexp)
+    return (f"(?{flags})" if flags else "") + pattern
 
 
 def _regex_test(pattern: str) -> Callable[[Any], bool]:
@@ -400,8 +414,14 @@ BACKGROUND = (
 )
 
 
+#: Characters rare enough in event values that two of them make a literal worth having
+#: (``^^`` of caret-obfuscated command lines).
+RARE_CHARACTERS = frozenset("^`~|;")
+
+
 def _usable(literal: str) -> bool:
-    return len(literal) >= MIN_LITERAL or any(ord(ch) > 127 for ch in literal)
+    return (len(literal) >= MIN_LITERAL or any(ord(ch) > 127 for ch in literal)
+            or (len(literal) == 2 and all(ch in RARE_CHARACTERS for ch in literal)))
 
 
 def _selectivity(literal: str) -> int:
@@ -569,15 +589,7 @@ class _Codegen:
         if isinstance(value, SigmaExists):
             return f"(R.get({F}) is {'not ' if value.exists else ''}None)"
         if isinstance(value, SigmaRegularExpression):
-            flags = ""
-            for flag, letter in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
-                                 (SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                 (SigmaRegularExpressionFlag.DOTALL, "s")):
-                if flag in value.flags:
-                    flags += letter
-            pattern = value.regexp.to_plain() if isinstance(value.regexp, SigmaString) \
-                else str(value.regexp)
-            pattern = (f"(?{flags})" if flags else "") + pattern
+            pattern = regex_pattern(value)
             _, linear = compile_regex(pattern)
             if not linear:
                 self.warnings.append(
@@ -682,6 +694,8 @@ def _atom_score(atom: Atom) -> int:
     the same text anywhere in the event."""
     if atom[0] == "lit":
         return _selectivity(atom[1])
+    if atom[0] == "re":
+        return 10
     value = atom[2]
     if atom[0] == "base" and value in COMMON_FILE_NAMES:
         return 8
@@ -762,7 +776,15 @@ def _field_atoms(name: str, value: Any) -> set[Atom] | None:
             if base:
                 return {("base", name, base)}
     lits = _value_literals(value)
-    return {("lit", lit) for lit in lits} if lits else None
+    if lits:
+        return {("lit", lit) for lit in lits}
+    if isinstance(value, SigmaRegularExpression):
+        pattern = regex_pattern(value)
+        if compile_regex(pattern)[1]:
+            # no literal in it: the pattern itself, searched in the field's value by
+            # one RE2 set per field (see detection.sigma.prefilter)
+            return {("re", name, pattern)}
+    return None
 
 
 #: Fields routing decides on (see detection.sigma.routing).

@@ -153,8 +153,11 @@ class SigmaDetector:
                 names += [b for _, b in aliases]
                 if not aliased:
                     aliases = ()
-            route = _Route(Prefilter.build(members, self.atoms, self.also_atoms),
-                           FieldPlan(names), keyword, aliases, aliased)
+            prefilter = Prefilter.build(members, self.atoms, self.also_atoms)
+            # the view looks field atoms up as it reads the fields; on audit events the
+            # aliased fields are looked up by the prefilter itself
+            plan = FieldPlan(names, index=None if aliases else prefilter.field_index())
+            route = _Route(prefilter, plan, keyword, aliases, aliased)
             if len(self._routes) > 65536:
                 self._routes.clear()
             self._routes[key] = route
@@ -165,7 +168,7 @@ class SigmaDetector:
         route = self._routes.get(key)
         if route is None:
             route = self._route(key)
-        low, raw, text = route.view(event)
+        low, raw, text, hits = route.view(event)
         if route.wants_text:
             winlog = event.get("winlog")
             data = winlog.get("event_data") if winlog.__class__ is dict else None
@@ -177,7 +180,7 @@ class SigmaDetector:
                 text = text + _SEP + keyword_text(event)
         if route.aliases:
             return self._evaluate_aliased(event, route, low, raw, text)
-        candidates = route.prefilter.candidates(text, low)
+        candidates = route.prefilter.candidates_from(text, raw, hits)
         if not candidates:
             return candidates
         out: list[int] = []
@@ -209,11 +212,11 @@ class SigmaDetector:
             else:
                 a_raw.pop(name, None)
                 a_low.pop(name, None)
-        candidates = route.prefilter.candidates(text, a_low)
+        candidates = route.prefilter.candidates(text, a_low, a_raw)
         if any(name in raw for name, _ in route.aliases):
             # the event has a field of its own under an aliased name: the other
             # rules' candidates come from the event as it is
-            candidates = sorted({*candidates, *route.prefilter.candidates(text, low)})
+            candidates = sorted({*candidates, *route.prefilter.candidates(text, low, raw)})
         out: list[int] = []
         aliased = route.aliased
         keyword = route.keyword

@@ -81,7 +81,12 @@ class FieldPlan:
     data is searched whole through :func:`windows_text`.
     """
 
-    def __init__(self, fields: Iterable[str], raw_only: bool = False) -> None:
+    def __init__(self, fields: Iterable[str], raw_only: bool = False,
+                 index: Mapping[str, tuple[dict[str, int] | None, dict[str, int] | None]]
+                 | None = None) -> None:
+        #: field → (value → atom number, file name → atom number): looked up as the
+        #: view reads the field, the numbers of the atoms that hold collected in ``hits``
+        self.index = dict(index or {})
         groups: dict[tuple[str, ...], list[tuple[str, str]]] = {}
         for name in sorted(set(fields)):
             if name.startswith("winlog.event_data."):
@@ -117,7 +122,9 @@ class FieldPlan:
     def _generate(self) -> Any:
         """The view as straight-line code: one lookup per field, no loops."""
         lines = ["def view(event):", "    raw = {}", "    low = {}", "    parts = []",
-                 "    add = parts.append"]
+                 "    add = parts.append", "    hits = set()", "    hit = hits.add"]
+        namespace: dict[str, Any] = {"_other": _add_other, "_SEP": _SEP,
+                                     "_index_other": _index_other}
         for number, (parent, members) in enumerate(self.groups):
             add = "add" if parent != ("winlog", "event_data") else "_skip"
             node = "event"
@@ -128,6 +135,21 @@ class FieldPlan:
                 node = var
             lines.append(f"    if {node}.__class__ is dict:")
             for key, name in members:
+                equal, file_name = self.index.get(name, (None, None))
+                equal_var = file_var = "None"
+                lookups: list[str] = []
+                if equal:
+                    equal_var = f"_eq_{len(namespace)}"
+                    namespace[equal_var] = equal
+                    lookups += [f"                h = {equal_var}.get(lv)",
+                                "                if h is not None:",
+                                "                    hit(h)"]
+                if file_name:
+                    file_var = f"_fn_{len(namespace)}"
+                    namespace[file_var] = file_name
+                    lookups += [f"                h = {file_var}.get(lv.rpartition('\\\\')[2])",
+                                "                if h is not None:",
+                                "                    hit(h)"]
                 lines += [
                     f"        v = {node}.get({key!r})",
                     "        if v is not None:",
@@ -136,14 +158,29 @@ class FieldPlan:
                     "                lv = v.lower()",
                     f"                low[{name!r}] = lv",
                     *([f"                {add}(lv)"] if add == "add" else []),
+                    *lookups,
                     "            else:",
                     f"                _other({name!r}, v, low, "
                     f"{'parts' if add == 'add' else 'None'})",
                 ]
-        lines.append("    return low, raw, _SEP.join(parts)")
-        namespace: dict[str, Any] = {"_other": _add_other, "_SEP": _SEP}
+                if lookups:
+                    lines.append(f"                _index_other(low[{name!r}], {equal_var}, "
+                                 f"{file_var}, hits)")
+        lines.append("    return low, raw, _SEP.join(parts), hits")
         exec(compile("\n".join(lines), "<field plan>", "exec"), namespace)  # noqa: S102
         return namespace["view"]
+
+
+def _index_other(value: Any, equal: dict[str, int] | None, file_name: dict[str, int] | None,
+                 hits: set[int]) -> None:
+    """Index lookups for a value that is not a string (an array: every element)."""
+    for element in value if value.__class__ is tuple else (value,):
+        if equal is not None and element in equal:
+            hits.add(equal[element])
+        if file_name is not None:
+            number = file_name.get(element.rpartition("\\")[2])
+            if number is not None:
+                hits.add(number)
 
 
 def _add_other(name: str, value: Any, low: dict[str, Any], parts: list[str] | None) -> None:

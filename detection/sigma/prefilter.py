@@ -27,7 +27,7 @@ from typing import Any
 import ahocorasick
 import re2
 
-from detection.sigma.compiler import Atom
+from detection.sigma.compiler import Atom, _text
 
 log = logging.getLogger("govsoc.detection.sigma")
 
@@ -69,10 +69,17 @@ class Prefilter:
     #: rule → atom numbers of its second group
     also: dict[int, frozenset[int]]
     rule_count: int
+    #: field → its regular-expression atoms (pattern, atom number)
+    regexes: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
     _set: Any = field(default=None, repr=False)
     _automaton: ahocorasick.Automaton | None = field(default=None, repr=False)
+    #: field → (RE2 set search, pattern number → atom number, atoms of refused patterns)
+    _regex_sets: list[tuple[str, Any, tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
+        for name, patterns in self.regexes:
+            self._regex_sets.append((name, *self._regex_set(patterns)))
         if self.literals:
             options = re2.Options()
             options.encoding = re2.Options.Encoding.LATIN1
@@ -87,6 +94,26 @@ class Prefilter:
             if not literal_set.Compile():
                 raise re2.error("cannot compile the prefilter's literal set")
             self._set = literal_set.Match
+
+    def _regex_set(self, patterns: tuple[tuple[str, int], ...]
+                   ) -> tuple[Any, tuple[int, ...], tuple[int, ...]]:
+        """One RE2 set of a field's patterns; a pattern the set refuses holds always."""
+        options = re2.Options()
+        options.max_mem = SET_MAX_MEM
+        options.log_errors = False
+        regex_set = re2._re2.Set(re2._Anchor.UNANCHORED, options)
+        numbers: list[int] = []
+        refused: list[int] = []
+        for pattern, number in patterns:
+            if regex_set.Add(pattern.encode("utf-8", "surrogatepass")) == -1:
+                refused.append(number)
+            else:
+                numbers.append(number)
+        regex_set.Add(b"")
+        numbers.append(len(self.literals))  # the empty pattern: an atom no rule owns
+        if not regex_set.Compile():
+            raise re2.error("cannot compile the prefilter's regular-expression set")
+        return regex_set.Match, tuple(numbers), tuple(refused)
 
     @property
     def has_literals(self) -> bool:
@@ -128,17 +155,28 @@ class Prefilter:
                 owners[numbers[atom]].append(n)
             if second:
                 second_groups[n] = frozenset(numbers[a] for a in second)
+        regexes: dict[str, list[tuple[str, int]]] = {}
+        for atom, number in numbers.items():
+            if atom[0] == "re":
+                regexes.setdefault(atom[1], []).append((atom[2], number))
         return cls(tuple(always), tuple(literals), [tuple(o) for o in owners],
-                   _index(numbers, "eq"), _index(numbers, "base"), second_groups, len(rules))
+                   _index(numbers, "eq"), _index(numbers, "base"), second_groups, len(rules),
+                   tuple((name, tuple(p)) for name, p in sorted(regexes.items())))
 
-    def candidates(self, text: str, low: dict[str, Any]) -> list[int]:
+    def field_index(self) -> dict[str, tuple[dict[str, int] | None, dict[str, int] | None]]:
+        """Field → (value → atom number, file name → atom number), for a view that looks
+        the values up as it reads them (:class:`detection.sigma.eventview.FieldPlan`)."""
+        out: dict[str, tuple[dict[str, int] | None, dict[str, int] | None]] = {}
+        equal = dict(self.equal)
+        file_name = dict(self.file_name)
+        for name in {*equal, *file_name}:
+            out[name] = (equal.get(name), file_name.get(name))
+        return out
+
+    def candidates(self, text: str, low: dict[str, Any], raw: dict[str, Any]) -> list[int]:
         """Rule numbers worth evaluating on an event, sorted: ``text`` is its lower-cased
-        text, ``low`` its lower-cased values by field name."""
-        if self._set is not None:
-            found = self._set(text.encode("utf-8", "surrogatepass"))
-            hits = set(found) if found else self._fallback(text)
-        else:
-            hits = set()
+        text, ``low`` and ``raw`` its lower-cased and raw values by field name."""
+        hits: set[int] = set()
         for name, table in self.equal:
             value = low.get(name)
             if value is None:
@@ -165,6 +203,31 @@ class Prefilter:
                     number = table.get(element.rpartition("\\")[2])
                     if number is not None:
                         hits.add(number)
+        return self.candidates_from(text, raw, hits)
+
+    def candidates_from(self, text: str, raw: dict[str, Any], hits: set[int]) -> list[int]:
+        """:meth:`candidates` for an event whose field atoms that hold are ``hits``
+        already (looked up by the view; the set is extended)."""
+        if self._set is not None:
+            found = self._set(text.encode("utf-8", "surrogatepass"))
+            hits.update(found if found else self._fallback(text))
+        for name, search, pattern_atoms, refused in self._regex_sets:
+            value = raw.get(name)
+            if value is None:
+                continue
+            if refused:
+                hits.update(refused)
+            for element in value if value.__class__ is list or value.__class__ is tuple \
+                    else (value,):
+                if element is None:
+                    continue
+                if element.__class__ is not str:
+                    element = _text(element)
+                found = search(element.encode("utf-8", "surrogatepass"))
+                if found:
+                    hits.update(pattern_atoms[i] for i in found)
+                else:  # the DFA gave up: every pattern may hold
+                    hits.update(pattern_atoms)
         found_rules = set(self.always)
         owners = self.owners
         for number in hits:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.pipelines.sysmon.sysmon import sysmon_generic_logsource_eventid_mapping
@@ -52,8 +52,8 @@ def _audit_field_names() -> dict[str, str]:
 AUDIT_CATEGORIES: dict[str, tuple[str, frozenset[str], dict[str, str]]] = {
     "process_creation": (
         SECURITY_CHANNEL,
-        frozenset({str(generic_logsource_to_windows_audit_event_mapping["process_creation"]
-                       ["EventID"])}),
+        frozenset({str(cast(Any, generic_logsource_to_windows_audit_event_mapping)
+                       ["process_creation"]["EventID"])}),
         _audit_field_names()),
 }
 
