@@ -155,6 +155,7 @@ def test_access_client_is_an_ip_only_when_it_is_one(client, field):
     assert e["source"] == {"address": client, field: client}
 
 
+@pytest.mark.corpus
 def test_access_plain_and_general_paths_make_the_same_events(monkeypatch):
     """The one-regex path for plain lines must make what the general path makes."""
     import re
