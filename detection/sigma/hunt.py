@@ -14,6 +14,7 @@ event, with ``log.file.path`` when it came from a file.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,10 @@ from govsoc.events import Event, field_type, get_field
 from store.base import EventQuery, Store
 
 log = logging.getLogger("govsoc.detection.sigma")
+
+#: Wildcards above which a rule's query is not sent to the cluster as it is (SigmaHQ's
+#: vulnerable-driver rule, 4,432 ``*hash*`` terms, takes a 1 GiB node down).
+MAX_QUERY_WILDCARDS = 1000
 
 #: File name hints → log kind (see collectors.logformats.FORMATS)
 KIND_HINTS = (("auth", "auth"), ("secure", "auth"), ("audit", "auditd"), ("iis", "iis"),
@@ -229,6 +234,10 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
             except Exception as exc:
                 log.warning("rule %s cannot become a query: %s", rule.rule_id, exc)
                 continue
+            if json.dumps(query).count("*") > MAX_QUERY_WILDCARDS:
+                # thousands of *value* wildcards (hash and emoji lists) exhaust a
+                # node's heap: the cluster selects the route, the matcher decides
+                query = {"query": {"match_all": {}}}
             out.append((n, _with_route(query, detector, n)))
     return out
 

@@ -69,3 +69,36 @@ def test_hunt_over_the_store_equals_streaming(case, engine, tmp_path):
         if drop is not None:
             drop()
         store.close()
+
+
+def test_a_rule_with_thousands_of_wildcards_is_not_sent_to_the_cluster_as_it_is(tmp_path):
+    from detection.sigma.hunt import MAX_QUERY_WILDCARDS, rule_queries
+
+    hashes = "\n".join(f"      - 'SHA256={n:064x}'" for n in range(MAX_QUERY_WILDCARDS))
+    (tmp_path / "many.yml").write_text(f"""
+title: Many Hashes
+id: 0d9a6b0e-1c53-4b6e-9a31-0c2a2b6f0001
+logsource: {{product: windows, category: driver_load}}
+detection:
+  selection:
+    Hashes|contains:
+{hashes}
+  condition: selection
+level: high
+""")
+    (tmp_path / "few.yml").write_text("""
+title: Few Hashes
+id: 0d9a6b0e-1c53-4b6e-9a31-0c2a2b6f0002
+logsource: {product: windows, category: driver_load}
+detection:
+  selection:
+    Hashes|contains: ['SHA256=ABC', 'MD5=DEF']
+  condition: selection
+level: high
+""")
+    detector = SigmaDetector(load_ruleset(sorted(tmp_path.glob("*.yml"))))
+    queries = {detector.rules[n].title: q for n, q in rule_queries(detector, "opensearch")}
+    many, few = queries["Many Hashes"]["query"]["bool"], queries["Few Hashes"]["query"]["bool"]
+    assert many["must"] == [{"match_all": {}}]  # the route alone; the matcher decides
+    assert many["filter"] == few["filter"] and many["filter"]  # both keep the route
+    assert "abc" in str(few["must"]).lower() and few["must"] != [{"match_all": {}}]
