@@ -14,7 +14,9 @@ may be shared), with the wall-clock rate alongside.
 - peer: the approach Zircolite uses — rules converted to SQL by
   pysigma-backend-sqlite, events flattened into an in-memory SQLite table (one
   TEXT COLLATE NOCASE column per field), every rule's query run over it;
-  events/s = events / (load + queries). Same routing (as a WHERE clause).
+  events/s = events / (load + queries). Same routing (as a WHERE clause);
+  ``process_creation`` rules are converted a second time through pySigma's
+  windows_audit pipeline for Security 4688, as our matcher reads them.
 
 Each side runs in its own process so peak RSS is its own. Usage:
 
