@@ -2,7 +2,8 @@
 
 1. Bulk ingest of ``--events`` (default 1,000,000) synthetic ECS events
    (``bench/ecs_synth.py``, generated before the clock starts) through
-   ``ElasticStore.insert_events`` in batches of ``--batch``: events/s (median of
+   ``ElasticStore.insert_events`` in batches of ``--batch``, after ``--warmup``
+   events through both sides (a fresh node first compiles): events/s (median of
    ``--runs``), the client process's CPU time and the node's CPU time per event
    (the machine is shared: CPU time says what the work costs when wall time is
    stretched by other processes), and the node's JVM heap.
@@ -23,6 +24,7 @@ JIT) on a private port and stops it at the end.
 
     python bench/bench_elastic.py [--engine opensearch|elasticsearch] [--url URL]
                                   [--heap 2g] [--events 1000000] [--runs 3]
+                                  [--warmup 50000]
                                   [--alerts 100000]
 """
 
@@ -258,6 +260,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=50_000,
+                        help="events through both sides before the clock starts")
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--recorded", type=int, default=2000,
@@ -285,6 +289,13 @@ def bench(opts: argparse.Namespace, url: str) -> None:
           f"{opts.runs} runs")
     mine: list[Run] = []
     peers: list[Run] = []
+    if opts.warmup:
+        # a fresh node spends its first seconds compiling: neither side should pay that
+        warm = connect_for_tests(opts.engine, url, prefix=f"warm{uuid.uuid4().hex[:6]}")
+        ingest_store(warm, data[:opts.warmup], opts.batch)
+        ingest_peer(warm, data[:opts.warmup], opts.batch)
+        warm.drop_all()
+        warm.close()
     store = None
     for run in range(opts.runs):
         # alternated, each into empty indices, so neither always runs on a warmer node
