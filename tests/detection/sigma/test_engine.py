@@ -114,3 +114,27 @@ def test_compile_texts_keeps_problem_locations() -> None:
     ruleset = compile_texts(["title: t\nlogsource: {product: windows}\ndetection:\n"
                              "    sel: {Image|endswith: x}\n    condition: sel or other\n"])
     assert ruleset.errors and ruleset.errors[0].line is not None
+
+
+def test_rules_found_by_field_value_regex_and_both_selections() -> None:
+    """Rules the prefilter finds by a field's value, by a regular expression without a
+    literal, by two rare characters, or only where both of their selections hold."""
+    by_value = rule_text("sel:\n    OriginalFileName: 'Cmd.Exe'\n    CommandLine|contains: ' /q'\n"
+                         "condition: sel", rule_id="5d0b1e2a-0000-4000-8000-0000000000a1")
+    by_regex = rule_text("sel:\n    CommandLine|re: '\\s[a-fA-F0-9]{16}\\s[0-9]{4}'\n"
+                         "condition: sel", rule_id="5d0b1e2a-0000-4000-8000-0000000000a2")
+    by_carets = rule_text("sel:\n    CommandLine|contains: '^^'\ncondition: sel",
+                          rule_id="5d0b1e2a-0000-4000-8000-0000000000a3")
+    det = detector(by_value, by_regex, by_carets)
+
+    def fired(**data: str) -> set[str]:
+        return {a.rule_id[-2:] for a in det.detect([sysmon_event(1, **data)])}
+
+    assert fired(OriginalFileName="CMD.EXE", CommandLine="cmd.exe /Q /c dir") == {"a1"}
+    # the literal occurs, but in another field than the value the rule needs
+    assert fired(OriginalFileName="whoami.exe", Image="C:\\cmd.exe",
+                 CommandLine="cmd.exe /q") == set()
+    assert fired(CommandLine="run 0123456789abcdef 2024 now") == {"a2"}
+    assert fired(CommandLine="run 0123456789abcdeg 2024 now") == set()
+    assert fired(CommandLine="c^^m^^d /c whoami") == {"a3"}
+    assert fired(CommandLine="c^m^d /c whoami") == set()
