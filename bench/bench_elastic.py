@@ -34,6 +34,7 @@ import argparse
 import gc
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -179,8 +180,11 @@ def start_node(engine: str, heap_size: str, port: int) -> tuple[str, dict[str, s
 
 
 def stop_node(env: dict[str, str]) -> None:
-    subprocess.run([str(REPO / "deploy" / "search-cluster"), "stop"], env=env,
-                   capture_output=True, text=True, check=False)
+    proc = subprocess.run([str(REPO / "deploy" / "search-cluster"), "stop"], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        # the node's data (a gigabyte after a full run) is of no further use
+        shutil.rmtree(env["GOVSOC_CLUSTER_DIR"], ignore_errors=True)
 
 
 RULES = [("r-webshell", "Webshell execution"), ("r-brute", "SSH brute force"),
