@@ -234,12 +234,25 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
             except Exception as exc:
                 log.warning("rule %s cannot become a query: %s", rule.rule_id, exc)
                 continue
-            if json.dumps(query).count("*") > MAX_QUERY_WILDCARDS:
-                # thousands of *value* wildcards (hash and emoji lists) exhaust a
-                # node's heap: the cluster selects the route, the matcher decides
+            if _has_keywords(parsed) or json.dumps(query).count("*") > MAX_QUERY_WILDCARDS:
+                # a value without a field is searched in every mapped field, and
+                # thousands of *value* wildcards (hash and emoji lists) exhaust a node's
+                # heap: for those the cluster selects the route, the matcher decides
                 query = {"query": {"match_all": {}}}
             out.append((n, _with_route(query, detector, n)))
     return out
+
+
+def _has_keywords(rule: Any) -> bool:
+    """True when a detection of the rule tests values without a field (keywords)."""
+    from sigma.rule import SigmaDetection
+
+    def walk(item: Any) -> bool:
+        if isinstance(item, SigmaDetection):
+            return any(walk(sub) for sub in item.detection_items)
+        return isinstance(item, SigmaDetectionItem) and item.field is None
+
+    return any(walk(d) for d in rule.detection.detections.values())
 
 
 def _with_route(query: dict[str, Any], detector: SigmaDetector, n: int) -> dict[str, Any]:

@@ -102,3 +102,21 @@ level: high
     assert many["must"] == [{"match_all": {}}]  # the route alone; the matcher decides
     assert many["filter"] == few["filter"] and many["filter"]  # both keep the route
     assert "abc" in str(few["must"]).lower() and few["must"] != [{"match_all": {}}]
+
+
+def test_a_keyword_rule_goes_to_the_cluster_as_its_route(tmp_path):
+    from detection.sigma.hunt import rule_queries
+
+    (tmp_path / "kw.yml").write_text("""
+title: Keyword Only
+id: 0d9a6b0e-1c53-4b6e-9a31-0c2a2b6f0003
+logsource: {product: windows, service: security}
+detection:
+  keywords: ['mimikatz', 'sekurlsa']
+  condition: keywords
+level: high
+""")
+    detector = SigmaDetector(load_ruleset([tmp_path / "kw.yml"]))
+    ((_, query),) = rule_queries(detector, "opensearch")
+    assert query["query"]["bool"]["must"] == [{"match_all": {}}]
+    assert query["query"]["bool"]["filter"]
