@@ -157,6 +157,7 @@ def test_differential_against_sqlite_backend_sample(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~4 min on a quiet machine, 14 min seen on a loaded one
 def test_differential_against_sqlite_backend_full(tmp_path: Path) -> None:
     root = corpus_path("sigma")
     result = _differential(_windows_rule_paths(root), _corpus_events(), tmp_path)
