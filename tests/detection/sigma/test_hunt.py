@@ -120,3 +120,23 @@ level: high
     ((_, query),) = rule_queries(detector, "opensearch")
     assert query["query"]["bool"]["must"] == [{"match_all": {}}]
     assert query["query"]["bool"]["filter"]
+
+
+def test_a_process_creation_rule_also_asks_for_audit_events_by_their_field_names(tmp_path):
+    from detection.sigma.hunt import rule_queries
+
+    (tmp_path / "pc.yml").write_text("""
+title: Whoami
+id: 0d9a6b0e-1c53-4b6e-9a31-0c2a2b6f0004
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\\\\whoami.exe'
+  condition: selection
+level: high
+""")
+    detector = SigmaDetector(load_ruleset([tmp_path / "pc.yml"]))
+    ((_, query),) = rule_queries(detector, "opensearch")
+    text = str(query)
+    assert "winlog.event_data.Image" in text and "winlog.event_data.NewProcessName" in text
+    assert "'4688'" in text and "filter" in query["query"]["bool"]
