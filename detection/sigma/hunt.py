@@ -223,8 +223,9 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
         for parsed in parse_rule_text(text, rule.path).rules:
             if str(parsed.id or parsed.title) != rule.rule_id:
                 continue
-            if "_regex(" in rule.source:
-                # Lucene regular expressions are anchored and lack \s, \d, look-arounds:
+            if "_regex(" in rule.source or "_cidr(" in rule.source:
+                # Lucene regular expressions are anchored and lack \s, \d, look-arounds,
+                # and a CIDR cannot be tested on a keyword copy of an address:
                 # the cluster selects the rule's route, the matcher decides
                 out.append((n, _with_route({"query": {"match_all": {}}}, detector, n)))
                 continue
