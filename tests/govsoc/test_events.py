@@ -95,3 +95,12 @@ def test_new_event_sets_required_fields():
                       source__ip="10.0.0.1")
     assert validate_event(event)["source"]["ip"] == "10.0.0.1"
     assert event["event"]["original"] == "raw line"
+
+
+def test_the_id_maker_gives_the_ids_event_id_gives():
+    from govsoc.events import event_id_maker
+
+    make = event_id_maker("jsonl:/var/log/cổng-dịch-vụ.json")
+    for position in (1, 2, "17:3", 10**12):
+        assert make(position) == event_id("jsonl:/var/log/cổng-dịch-vụ.json", position)
+    assert make(1) != event_id_maker("jsonl:/other")(1)
