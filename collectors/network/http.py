@@ -47,6 +47,18 @@ class HttpBody:
     truncated: bool = False
     encoding: str = ""
 
+    def append(self, chunk: bytes | bytearray, limit: int) -> None:
+        """Count ``chunk`` and keep what fits under ``limit`` bytes (the rest marks
+        the body truncated)."""
+        self.size += len(chunk)
+        room = limit - len(self.data)
+        if room >= len(chunk):
+            self.data += chunk
+        else:
+            if room > 0:
+                self.data += chunk[:room]
+            self.truncated = True
+
     def decoded(self, limit: int) -> bytes:
         """The body with gzip/deflate content encoding removed (at most ``limit``)."""
         raw = bytes(self.data)
@@ -372,16 +384,8 @@ class HttpConnection:
 
     def _body_bytes(self, side: _Side, chunk: bytes | bytearray) -> None:
         body = side.body
-        if body is None:
-            return
-        body.size += len(chunk)
-        room = self.max_body - len(body.data)
-        if room >= len(chunk):
-            body.data += chunk
-        else:
-            if room > 0:
-                body.data += chunk[:room]
-            body.truncated = True
+        if body is not None:
+            body.append(chunk, self.max_body)
 
     def _body_done(self, side: _Side, ts: float, is_orig: bool) -> None:
         tx = side.current

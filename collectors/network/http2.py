@@ -22,7 +22,7 @@ from struct import unpack_from
 
 from hpack import Decoder, HPACKError
 
-from collectors.network.http import HttpBody, HttpError, HttpTransaction
+from collectors.network.http import HttpError, HttpTransaction
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 MAX_FRAME = 1 << 20        # buffered per side at most; peers rarely go past 16 KiB
@@ -133,7 +133,7 @@ class Http2Connection:
             stream = self._stream(stream_id, ts)
             tx = stream.tx
             target = tx.request_body if is_orig else tx.response_body
-            _append(target, body, self.max_body)
+            target.append(body, self.max_body)
             if flags & END_STREAM:
                 self._end(stream_id, stream, is_orig, ts)
         elif kind == HEADERS and stream_id:
@@ -225,14 +225,3 @@ def _unpad(payload: bytes, flags: int) -> bytes:
             raise Http2Error("padding longer than the frame")
         return payload[1:len(payload) - payload[0]]
     return payload
-
-
-def _append(body: HttpBody, data: bytes, limit: int) -> None:
-    body.size += len(data)
-    room = limit - len(body.data)
-    if room >= len(data):
-        body.data += data
-    else:
-        if room > 0:
-            body.data += data[:room]
-        body.truncated = True
