@@ -20,6 +20,7 @@ import base64
 import gc
 import math
 import socket
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -127,38 +128,8 @@ class NetworkSensor:
 
     # -- the per-packet path ---------------------------------------------------------------
     def packet(self, ts: float, linktype: int, data: bytes) -> None:
-        """Process one captured frame."""
-        self.packets += 1
-        d: Any = decode(linktype, data)
-        if d.__class__ is not Decoded:
-            if d.__class__ is str:
-                self._undecodable(d, data)
-                return
-            d = self._reassemble(d, ts)
-            if d is None:
-                return
-        if d[5] & 0x06 and d[0] == PROTO_TCP:  # SYN or RST
-            if d.flags & (ACK | RST):
-                # a SYN-ACK or a RST answers a SYN: that handshake is not left half-open
-                self.counters.syn_ack(d.src)
-            else:
-                self.counters.syn(d.dst, ts)
-        flow, is_orig = self._lookup(ts, d)
-        app = flow.app
-        if app is False:
-            return
-        if app is None:
-            if not d.payload:
-                return
-            app = self._classify(flow, is_orig, d)
-            if app is None or app is False:
-                return
-        try:
-            app.packet(self, flow, is_orig, d, ts)
-        except Exception as exc:  # a parser bug must cost one flow, not the capture
-            flow.app = False
-            self.reject("parser_failure", f"packet {self.packets}", data,
-                        f"{type(exc).__name__}: {exc}")
+        """Process one captured frame (the one-frame case of :meth:`consume`)."""
+        self._consume(iter((Frame(ts, linktype, data, len(data)),)), sys.maxsize, sys.maxsize)
 
     def consume(self, frames: Iterator[Frame], max_events: int,
                 max_packets: int = 65536) -> bool:
