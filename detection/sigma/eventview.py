@@ -71,6 +71,18 @@ def build_view(event: Mapping[str, Any], skip: frozenset[str] = BULKY_FIELDS
     return low, raw, _SEP.join(parts)
 
 
+def _parent_walk(lines: list[str], number: int, parent: tuple[str, ...]) -> str:
+    """Append the lookups down to ``parent`` and the test that it is an object;
+    return the variable holding it."""
+    node = "event"
+    for depth, step in enumerate(parent):
+        var = f"p{number}_{depth}"
+        lines.append(f"    {var} = {node}.get({step!r}) if {node}.__class__ is dict else None")
+        node = var
+    lines.append(f"    if {node}.__class__ is dict:")
+    return node
+
+
 class FieldPlan:
     """Builds the view of only the fields a route's rules name.
 
@@ -103,13 +115,7 @@ class FieldPlan:
         """A reader of just the raw values: ``view(event) -> raw``."""
         lines = ["def view(event):", "    raw = {}"]
         for number, (parent, members) in enumerate(self.groups):
-            node = "event"
-            for depth, step in enumerate(parent):
-                var = f"p{number}_{depth}"
-                lines.append(f"    {var} = {node}.get({step!r}) if {node}.__class__ is dict "
-                             "else None")
-                node = var
-            lines.append(f"    if {node}.__class__ is dict:")
+            node = _parent_walk(lines, number, parent)
             for key, name in members:
                 lines += [f"        v = {node}.get({key!r})",
                           "        if v is not None and v.__class__ is not dict:",
@@ -127,13 +133,7 @@ class FieldPlan:
                                      "_index_other": _index_other}
         for number, (parent, members) in enumerate(self.groups):
             add = "add" if parent != ("winlog", "event_data") else "_skip"
-            node = "event"
-            for depth, step in enumerate(parent):
-                var = f"p{number}_{depth}"
-                lines.append(f"    {var} = {node}.get({step!r}) if {node}.__class__ is dict "
-                             "else None")
-                node = var
-            lines.append(f"    if {node}.__class__ is dict:")
+            node = _parent_walk(lines, number, parent)
             for key, name in members:
                 equal, file_name = self.index.get(name, (None, None))
                 equal_var = file_var = "None"
