@@ -51,6 +51,18 @@ def make_config(tmp_path: Path, log: Path, udp: int, web: int):
     return load_config(path, env={})
 
 
+def start_service(path: Path):
+    """The service of the govsoc.yml at ``path``, started without the console."""
+    from govsoc.service import import_input_sections
+
+    import_input_sections()
+    config = load_config(path, env={})
+    store = SQLiteStore(config.sqlite_path)
+    service = Service(config, store, serve_console=False)
+    service.start()
+    return config, store, service
+
+
 def test_inputs_health_metrics_and_clean_stop(tmp_path):
     log = tmp_path / "auth.log"
     log.write_text("".join(AUTH.format(i, 100 + i, i) for i in range(5)))
@@ -186,13 +198,7 @@ def test_watched_web_root_raises_yara_alert_and_sigma_alerts_flow(tmp_path):
         f"detection:\n  yara:\n    watch:\n      paths: ['{webroot}']\n"
         f"      poll_seconds: 0.2\n      settle_seconds: 0.1\n"
         f"playbooks:\n  auto_run: false\n")
-    from govsoc.service import import_input_sections
-
-    import_input_sections()
-    config = load_config(path, env={})
-    store = SQLiteStore(config.sqlite_path)
-    service = Service(config, store, serve_console=False)
-    service.start()
+    config, store, service = start_service(path)
     try:
         time.sleep(1.0)
         (webroot / "shell.php").write_text(
@@ -235,13 +241,7 @@ def test_capture_in_drop_folder_scans_carved_bodies(tmp_path):
     path = tmp_path / "govsoc.yml"
     path.write_text(f"data_dir: {tmp_path / 'data'}\ninputs:\n  pcap_drop: ['{drop}']\n"
                     "playbooks:\n  auto_run: false\n")
-    from govsoc.service import import_input_sections
-
-    import_input_sections()
-    config = load_config(path, env={})
-    store = SQLiteStore(config.sqlite_path)
-    service = Service(config, store, serve_console=False)
-    service.start()
+    _config, store, service = start_service(path)
     try:
         write_capture(tmp_path / "x.pcap", builder.s.packets)
         (tmp_path / "x.pcap").rename(drop / "x.pcap")
