@@ -29,7 +29,7 @@ from sigma.types import SigmaCasedString, SigmaNumber, SigmaString, SigmaTimesta
 
 from collectors.base import Batch
 from detection.sigma.engine import SigmaDetector
-from detection.sigma.routing import AUDIT_CATEGORIES, RouteSpec, route_for
+from detection.sigma.routing import RouteSpec, audit_route, route_for
 from govsoc.errors import GovsocError
 from govsoc.events import Event, field_type, get_field
 from store.base import EventQuery, Store
@@ -241,19 +241,16 @@ def rule_queries(detector: SigmaDetector, backend_name: str = "elasticsearch"
                 # heap: for those the cluster selects the route, the matcher decides
                 out.append((n, _with_route({"query": {"match_all": {}}}, detector, n)))
                 continue
-            audit = _audit_query(text, rule.path, parsed, backend_class)
+            audit = audit_route(parsed.logsource.product, parsed.logsource.category)
             if audit is None:
                 out.append((n, _with_route(query, detector, n)))
                 continue
             # Security audit events (4688) carry the category under other field names:
             # the rule as pySigma's windows_audit pipeline reads it, on their route
-            audit_spec, audit_q = audit
-            spec = _spec(detector, n)
-            own = RouteSpec(windows=tuple(w for w in spec.windows
-                                          if w not in audit_spec.windows),
-                            datasets=spec.datasets, everything=spec.everything)
+            audit_q = _audit_query(text, rule.path, parsed, backend_class)
+            own = _spec(detector, n).without(audit)
             out.append((n, {"query": {"bool": {"should": [
-                _routed(query, own)["query"], _routed(audit_q, audit_spec)["query"]],
+                _routed(query, own)["query"], _routed(audit_q, audit)["query"]],
                 "minimum_should_match": 1, "filter": []}}}))
     return out
 
@@ -270,20 +267,14 @@ def _has_keywords(rule: Any) -> bool:
     return any(walk(d) for d in rule.detection.detections.values())
 
 
-def _audit_query(text: str, path: str, parsed: Any, backend_class: Any
-                 ) -> tuple[RouteSpec, dict[str, Any]] | None:
-    """For a Windows category the Security audit also carries (4688 for
-    process_creation): its route and the rule's query through pySigma's
-    windows_audit pipeline; None for other rules."""
+def _audit_query(text: str, path: str, parsed: Any, backend_class: Any) -> dict[str, Any]:
+    """The rule's query through pySigma's windows_audit pipeline (the field names of
+    Security audit events)."""
     from sigma.pipelines.windows.windows import windows_audit_pipeline
 
     from detection.sigma.loader import parse_rule_text
 
-    source = parsed.logsource
-    category = (source.category or "").lower()
-    if (source.product or "").lower() != "windows" or category not in AUDIT_CATEGORIES:
-        return None
-    channel, ids, _ = AUDIT_CATEGORIES[category]
+    # pySigma's pipelines change the rule they convert: a fresh copy of it
     again = next(r for r in parse_rule_text(text, path).rules
                  if str(r.id or r.title) == str(parsed.id or parsed.title))
     backend = backend_class(processing_pipeline=windows_audit_pipeline() + cluster_pipeline())
@@ -292,7 +283,7 @@ def _audit_query(text: str, path: str, parsed: Any, backend_class: Any
     except Exception as exc:  # the audit events' route alone: the matcher decides
         log.warning("rule %s cannot become an audit-event query: %s", parsed.id, exc)
         query = {"query": {"match_all": {}}}
-    return RouteSpec(windows=((channel, ids),)), query
+    return query
 
 
 def _spec(detector: SigmaDetector, n: int) -> RouteSpec:

@@ -24,7 +24,7 @@ import orjson
 from detection.sigma.eventview import build_view
 from detection.sigma.loader import parse_rule_text
 from detection.sigma.mapping import mapping_pipeline
-from detection.sigma.routing import AUDIT_CATEGORIES, RouteSpec, route_for
+from detection.sigma.routing import RouteSpec, audit_route, route_for
 from govsoc.events import Event
 
 ROUTE_COLUMNS = ("event.dataset", "winlog.channel", "winlog.event_id")
@@ -73,10 +73,9 @@ def convert_rules(paths_and_texts: Iterable[tuple[str, str]],
             spec = route_for(rule.logsource.product, rule.logsource.category,
                              rule.logsource.service)
             rule_id = str(rule.id or rule.title)
-            audit = _audit_route(rule.logsource.product, rule.logsource.category)
+            audit = audit_route(rule.logsource.product, rule.logsource.category)
             if audit is not None:
-                spec = RouteSpec(windows=tuple(e for e in spec.windows if e not in audit.windows),
-                                 datasets=spec.datasets, everything=spec.everything)
+                spec = spec.without(audit)
             try:
                 where, fields = _convert(rule, mapping_pipeline(profile))
                 parts = [f"({_route_sql(spec)} AND ({where}))"]
@@ -96,14 +95,6 @@ def convert_rules(paths_and_texts: Iterable[tuple[str, str]],
             sql = f"SELECT rowid FROM logs WHERE {' OR '.join(parts)}"
             out.append(ReferenceRule(rule_id, path, sql, None, fields))
     return out
-
-
-def _audit_route(product: str | None, category: str | None) -> RouteSpec | None:
-    """The Security audit events a Windows category also covers (see routing)."""
-    if (product or "").lower() != "windows" or (category or "").lower() not in AUDIT_CATEGORIES:
-        return None
-    channel, ids, _ = AUDIT_CATEGORIES[(category or "").lower()]
-    return RouteSpec(windows=((channel, ids),))
 
 
 def _convert(rule: Any, pipeline: Any) -> tuple[str, list[str]]:

@@ -144,11 +144,26 @@ class RouteSpec:
                 return True
         return False
 
+    def without(self, other: RouteSpec) -> RouteSpec:
+        """This route less the Windows channel/id pairs of ``other``."""
+        return RouteSpec(windows=tuple(w for w in self.windows if w not in other.windows),
+                         datasets=self.datasets, everything=self.everything)
+
     def describe(self) -> str:
         parts = [f"{c or '*'}:{','.join(sorted(i)) if i is not None else '*'}"
                  for c, i in self.windows]
         parts += sorted(self.datasets)
         return "everything" if self.everything else " | ".join(parts) or "nothing"
+
+
+def audit_route(product: str | None, category: str | None) -> RouteSpec | None:
+    """The Security audit events a Windows category also covers (4688 for
+    process_creation; see AUDIT_CATEGORIES), or None."""
+    category = (category or "").lower()
+    if (product or "").lower() != "windows" or category not in AUDIT_CATEGORIES:
+        return None
+    channel, ids, _ = AUDIT_CATEGORIES[category]
+    return RouteSpec(windows=((channel, ids),))
 
 
 #: (event.dataset, lower-cased winlog.channel, winlog.event_id as text)
