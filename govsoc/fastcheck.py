@@ -58,25 +58,25 @@ def _registry_tree() -> dict[str, Any]:
     field keeps its type even when names below it are registered too, as the walk
     does not look inside it."""
     tree: dict[str, Any] = {}
-    for name, spec in FIELDS.items():
+
+    def parent_of(parts: list[str]) -> dict[str, Any] | None:
         node = tree
-        parts = name.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                break
-        else:
-            node[parts[-1]] = spec.type
+                return None  # below a registered leaf
+        return node
+
+    for name, spec in FIELDS.items():
+        parts = name.split(".")
+        parent = parent_of(parts)
+        if parent is not None:
+            parent[parts[-1]] = spec.type
     for family in DYNAMIC_FIELDS:
         parts = family.prefix.rstrip(".").split(".")
-        node = tree
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            if parts[-1] not in node:
-                node[parts[-1]] = ("dynamic", family.type)
+        parent = parent_of(parts)
+        if parent is not None and parts[-1] not in parent:
+            parent[parts[-1]] = ("dynamic", family.type)
     return tree
 
 
