@@ -13,7 +13,9 @@ out in the batch.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +39,42 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.events) + len(self.rejected)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for the ``with`` block.
+
+    Building events allocates only acyclic objects (nested dicts, lists and
+    strings), which reference counting frees; yet with the default thresholds the
+    cyclic collector runs every few hundred events and rescans every event still
+    held, a third of a collector's parsing time. Left alone when somebody else
+    already disabled it.
+    """
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def built_without_gc(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Yield ``batches`` with the garbage collector paused (:func:`gc_paused`)
+    while each one is built, never while the caller holds one."""
+    try:
+        while True:
+            with gc_paused():
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 class Source(Protocol):

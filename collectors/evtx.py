@@ -24,7 +24,6 @@ one behind a rebuilt header, so every intact chunk is still recovered.
 
 from __future__ import annotations
 
-import gc
 import io
 import os
 import re
@@ -37,7 +36,7 @@ from typing import Any, BinaryIO
 import evtx
 import orjson
 
-from collectors.base import DEFAULT_BATCH_SIZE, Batch
+from collectors.base import DEFAULT_BATCH_SIZE, Batch, built_without_gc
 from collectors.windows.ecs import enrich
 from collectors.windows.winlog import winlog_event
 from govsoc.errors import RecordError
@@ -102,26 +101,7 @@ def read_evtx(path: str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH_S
     file_path = os.fspath(path)
     name = source or file_path
     stats = stats if stats is not None else EvtxStats()
-    batches = _FileReader(file_path, name, batch_size, threads, stats).batches()
-    # Building a batch allocates only acyclic objects (dicts, lists, strings) that
-    # reference counting frees, yet the cyclic collector would rescan every event
-    # already in the batch again and again (about a third of the reading time).
-    # It is paused while a batch is built, never while the caller holds one.
-    collecting = gc.isenabled()
-    try:
-        while True:
-            if collecting:
-                gc.disable()
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            finally:
-                if collecting:
-                    gc.enable()
-            yield batch
-    finally:
-        batches.close()
+    return built_without_gc(_FileReader(file_path, name, batch_size, threads, stats).batches())
 
 
 class _FileReader:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from hashlib import blake2b
 from typing import Any, Protocol
 
-from collectors.base import DEFAULT_BATCH_SIZE, Batch
+from collectors.base import DEFAULT_BATCH_SIZE, Batch, built_without_gc
 from collectors.lines import RawLine
 from govsoc.errors import RecordError
 from govsoc.events import DeadLetter, Event
@@ -64,7 +64,17 @@ def line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path:
     its last line, so storing it means every line up to there is stored.
     ``counters`` (if given) is updated with the :data:`COUNTERS`. ``final`` (the
     end of the input) also takes the events a joining parser still holds.
+    Python's cyclic garbage collector is paused while a batch is built
+    (:func:`~collectors.base.built_without_gc`).
     """
+    return built_without_gc(_line_batches(lines, parse, source, path, batch_size, checkpoint,
+                                          counters, final))
+
+
+def _line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path: str,
+                  batch_size: int,
+                  checkpoint: Callable[[RawLine], tuple[str, dict[str, Any]]] | None,
+                  counters: dict[str, int] | None, final: bool) -> Iterator[Batch]:
     counts = counters if counters is not None else {}
     for key in COUNTERS:
         counts.setdefault(key, 0)

@@ -17,7 +17,6 @@ within that budget.
 from __future__ import annotations
 
 import base64
-import gc
 import math
 import socket
 import sys
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from collectors.base import gc_paused
 from collectors.network.community_id import community_id
 from collectors.network.counters import ScanCounters, ScanFinding
 from collectors.network.decode import (
@@ -147,14 +147,8 @@ class NetworkSensor:
         cycles a packet (flows, streams and events are freed by reference counts).
         Collection resumes when the call returns, between batches.
         """
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with gc_paused():
             return self._consume(frames, max_events, max_packets)
-        finally:
-            if paused:
-                gc.enable()
 
     def _consume(self, frames: Iterator[Frame], max_events: int, max_packets: int) -> bool:
         events = self.events
