@@ -25,6 +25,11 @@ Rotation:
   dropped from the watch list with a counted error and a dead letter that says
   how far it was read.
 
+A line longer than the limit becomes one dead letter holding its head. When the
+end of the file is reached inside it (the writer has not finished it), the
+checkpoint says so (``"in_long_line": true``) and the rest is skipped as it
+arrives, not read as a line of its own.
+
 Globs should not match the rotated names (``auth.log`` rather than ``auth.log*``):
 a rotated file matched again under another name is a different source.
 """
@@ -55,8 +60,18 @@ from govsoc.events import DeadLetter
 log = logging.getLogger("govsoc.collectors.tail")
 
 CHECKPOINT_PREFIX = "tail:"
+#: bytes read at once while skipping the rest of an over-long line
+_SKIP_BLOCK = 1 << 20
 #: polls without new data after which a joining parser (auditd) hands out what it holds
 IDLE_POLLS_BEFORE_FLUSH = 2
+
+
+def _ends_line(fh: BinaryIO, end: int) -> bool:
+    """True when the byte before ``end`` in the file is a newline."""
+    try:
+        return end > 0 and os.pread(fh.fileno(), 1, end - 1) == b"\n"
+    except OSError:
+        return True
 
 
 def checkpoint_name(path: str) -> str:
@@ -77,6 +92,9 @@ class _Tracked:
     #: the handle is a rotated-away file found at start-up; the path holds a newer one
     rotated: bool = False
     idle_polls: int = 0
+    #: reading stopped inside an over-long line whose head was already handed out
+    #: (its newline not written yet): its rest is skipped, not read as a new line
+    in_long_line: bool = False
 
     @property
     def source(self) -> str:
@@ -163,14 +181,16 @@ class FileTailer:
         kind = resolve_kind(self.kind, path)
         saved = self.checkpoints.pop(checkpoint_name(path), None) if use_checkpoint else None
         generation, offset, line = 0, 0, 0
-        rotated = False
+        rotated = in_long_line = False
         if saved is not None and int(saved.get("inode", -1)) == st.st_ino:
             generation = int(saved.get("generation", 0))
             offset, line = int(saved.get("offset", 0)), int(saved.get("line", 0))
+            in_long_line = bool(saved.get("in_long_line", False))
             if st.st_size < offset:
                 # truncated (copytruncate) while we were stopped
                 self.counters["truncations"] += 1
                 generation, offset, line = generation + 1, 0, 0
+                in_long_line = False
         elif saved is not None:
             old = self._find_inode(path, int(saved.get("inode", -1)))
             if old is not None:
@@ -179,6 +199,7 @@ class FileTailer:
                 st = os.fstat(fh.fileno())
                 generation = int(saved.get("generation", 0))
                 offset, line = int(saved.get("offset", 0)), int(saved.get("line", 0))
+                in_long_line = bool(saved.get("in_long_line", False))
                 rotated = True
             else:
                 log.warning("%s was rotated while stopped and the old file (inode %s) is "
@@ -194,7 +215,7 @@ class FileTailer:
             prime(fh, offset)
         self.counters["files_opened"] += 1
         return _Tracked(path, fh, st.st_dev, st.st_ino, generation, offset, line, kind, parser,
-                        rotated)
+                        rotated, in_long_line=in_long_line)
 
     def _find_inode(self, path: str, inode: int) -> BinaryIO | None:
         directory = os.path.dirname(os.path.abspath(path))
@@ -213,15 +234,21 @@ class FileTailer:
     def _checkpoint(self, tracked: _Tracked, line: RawLine) -> tuple[str, dict[str, Any]]:
         next_offset = line.offset + line.consumed
         tracked.offset, tracked.line = next_offset, line.number
+        # an over-long line is cut at the end of what is written so far: its rest is
+        # still to come unless its newline was read
+        tracked.in_long_line = line.truncated and not _ends_line(tracked.fh, next_offset)
         offset = next_offset
         pending_offset = getattr(tracked.parser, "pending_offset", None)
         if pending_offset is not None:
             pending = pending_offset()
             if pending is not None:
                 offset = min(offset, pending)
-        return checkpoint_name(tracked.path), {
-            "path": os.path.abspath(tracked.path), "dev": tracked.dev, "inode": tracked.inode,
-            "generation": tracked.generation, "offset": offset, "line": line.number}
+        state = {"path": os.path.abspath(tracked.path), "dev": tracked.dev,
+                 "inode": tracked.inode, "generation": tracked.generation, "offset": offset,
+                 "line": line.number}
+        if tracked.in_long_line:
+            state["in_long_line"] = True
+        return checkpoint_name(tracked.path), state
 
     def _read(self, tracked: _Tracked, final: bool) -> Iterator[Batch]:
         try:
@@ -230,6 +257,8 @@ class FileTailer:
             mtime = None
         if mtime is not None:
             parser_reference(tracked.parser, datetime.fromtimestamp(mtime, UTC))
+        if tracked.in_long_line and not self._skip_long_line(tracked):
+            return
         tracked.fh.seek(tracked.offset)
         lines = read_lines_bulk(tracked.fh, self.max_line_bytes, start_offset=tracked.offset,
                                 start_line=tracked.line + 1, final_partial=final)
@@ -263,6 +292,22 @@ class FileTailer:
                     "path": os.path.abspath(tracked.path), "dev": tracked.dev,
                     "inode": tracked.inode, "generation": tracked.generation,
                     "offset": tracked.offset, "line": tracked.line}))
+
+    def _skip_long_line(self, tracked: _Tracked) -> bool:
+        """Skip the rest of an over-long line whose head was handed out; False while
+        its newline is not written yet (everything up to the end is skipped)."""
+        fh = tracked.fh
+        fh.seek(tracked.offset)
+        while True:
+            block = fh.read(_SKIP_BLOCK)
+            if not block:
+                return False
+            end = block.find(b"\n")
+            if end >= 0:
+                tracked.offset += end + 1
+                tracked.in_long_line = False
+                return True
+            tracked.offset += len(block)
 
     def _drain(self, tracked: _Tracked) -> Iterator[Batch]:
         """Read a file that will not grow any more to its very end, then close it."""
@@ -324,6 +369,7 @@ class FileTailer:
             self.counters["truncations"] += 1
             tracked.generation += 1
             tracked.offset = tracked.line = 0
+            tracked.in_long_line = False
             tracked.parser = self._new_parser(tracked.kind, tracked.source)
             yield from self._read(tracked, final=False)
 

@@ -181,6 +181,53 @@ def test_huge_line_and_invalid_utf8_are_counted_not_fatal(tmp_path):
     assert len(run.rejected[0].original) == 1 << 20
 
 
+def test_an_over_long_line_still_being_written_is_one_rejected_line(tmp_path):
+    log = tmp_path / "auth.log"
+    write(log, line(0))
+    with open(log, "ab") as fh:  # a giant line whose end is not written yet
+        fh.write(b"Mar  3 10:00:00 web1 sshd[1]: " + b"Z" * 1500)
+    run = Run(tailer([log], max_line_bytes=1000))
+    run.pull(until_users=1)
+    run.pull(seconds=0.2)
+    assert len(run.rejected) == 1 and run.tailer.counters["truncated"] == 1
+    saved = run.checkpoints[checkpoint_name(str(log))]
+    assert saved["in_long_line"] is True
+    with open(log, "ab") as fh:  # more of it, then its end and a normal line
+        fh.write(b"Z" * 3000)
+    run.pull(seconds=0.2)
+    with open(log, "ab") as fh:
+        fh.write(b"Z" * 500 + b" end of the giant line\n")
+    write(log, line(1))
+    run.pull(until_users=2)
+    run.stop()
+    assert users(run.events) == ["user0", "user1"]
+    assert len(run.rejected) == 1, [r.original[:40] for r in run.rejected]
+    assert run.tailer.counters["truncated"] == 1 and run.tailer.counters["rejected"] == 1
+    saved = run.checkpoints[checkpoint_name(str(log))]
+    assert "in_long_line" not in saved and saved["offset"] == log.stat().st_size
+    assert saved["line"] == 3
+
+
+def test_a_restart_inside_an_over_long_line_skips_its_rest(tmp_path):
+    log = tmp_path / "auth.log"
+    write(log, line(0))
+    with open(log, "ab") as fh:
+        fh.write(b"Mar  3 10:00:00 web1 sshd[1]: " + b"Z" * 1500)
+    first = Run(tailer([log], max_line_bytes=1000))
+    first.pull(until_users=1)
+    first.pull(seconds=0.2)
+    first.stop()
+    assert len(first.rejected) == 1
+    with open(log, "ab") as fh:
+        fh.write(b"Z" * 200 + b"\n")
+    write(log, line(1))
+    second = Run(tailer([log], checkpoints=first.checkpoints, max_line_bytes=1000))
+    second.pull(until_users=1)
+    second.stop()
+    assert users(second.events) == ["user1"] and second.rejected == []
+    assert second.events[0]["log"]["offset"] == log.stat().st_size - len(line(1))
+
+
 # -- a real process killed with SIGKILL ----------------------------------------------
 
 def _start(data_dir: Path, log: Path, cwd: Path) -> subprocess.Popen:
