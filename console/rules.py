@@ -19,7 +19,6 @@ from console.rulebook import (
     DISABLED_KEY,
     MAX_RULE_BYTES,
     catalogue,
-    custom_rules,
     disabled_rules,
     find_rule,
 )
@@ -66,16 +65,22 @@ def set_state(rule_id: str) -> Any:
     if find_rule(rule_id) is None:
         abort(404)
     enable = request.form.get("enabled") == "1"
-    store = get_store()
-    before = sorted(disabled_rules())
-    after = set(before)
-    if enable:
-        after.discard(rule_id)
-    else:
-        after.add(rule_id)
-    store.set_setting(DISABLED_KEY, sorted(after))
+    was_enabled = True
+
+    def switch(value: Any) -> list[str]:
+        nonlocal was_enabled
+        disabled = {str(v) for v in value} if isinstance(value, list) else set()
+        was_enabled = rule_id not in disabled
+        if enable:
+            disabled.discard(rule_id)
+        else:
+            disabled.add(rule_id)
+        return sorted(disabled)
+
+    # one atomic change: another person switching another rule at once is kept
+    get_store().update_setting(DISABLED_KEY, switch)
     audit.record("rule.enable" if enable else "rule.disable", "rule", rule_id,
-                 {"enabled": rule_id not in before}, {"enabled": enable})
+                 {"enabled": was_enabled}, {"enabled": enable})
     flash(_("Rule enabled.") if enable else _("Rule disabled."), "ok")
     return redirect(url_for("rules.view", rule_id=rule_id), 303)
 
@@ -150,15 +155,21 @@ def upload() -> Any:
                                checked=checked, run=None, hours_choices=TEST_HOURS,
                                hours=hours), 400
     if action == "save":
-        store = get_store()
-        uploads = custom_rules()
         key = checked.ids[0]
-        before = uploads.get(key)
-        uploads[key] = {"language": language, "name": checked.names[0], "text": text,
-                        "ids": checked.ids, "uploaded_by": current_user.username,
-                        "uploaded_at": utcnow().isoformat()}
-        store.set_setting(CUSTOM_KEY, uploads)
-        audit.record("rule.upload", "rule", key, before, uploads[key])
+        item = {"language": language, "name": checked.names[0], "text": text,
+                "ids": checked.ids, "uploaded_by": current_user.username,
+                "uploaded_at": utcnow().isoformat()}
+        before: Any = None
+
+        def add(value: Any) -> dict[str, Any]:
+            nonlocal before
+            uploads = dict(value) if isinstance(value, dict) else {}
+            before = uploads.get(key)
+            uploads[key] = item
+            return uploads
+
+        get_store().update_setting(CUSTOM_KEY, add)
+        audit.record("rule.upload", "rule", key, before, item)
         flash(_("Rule saved."), "ok")
         return redirect(url_for("rules.view", rule_id=key), 303)
     run = run_test(get_store(), checked, hours) if action == "test" else None

@@ -131,14 +131,9 @@ class RunRepository:
 
     def create(self, run: Run) -> None:
         self.save(run)
-        # settings have no compare-and-set: read back and merge again, so two processes
-        # adding runs at the same moment do not drop each other's id
-        for _ in range(5):
-            index = list(self.store.get_setting(INDEX_KEY) or [])
-            if run.id in index:
-                return
-            index.append(run.id)
-            self.store.set_setting(INDEX_KEY, index)
+        # one atomic change: two processes adding runs at once keep both ids
+        self.store.update_setting(INDEX_KEY, lambda index: list(index or []) if run.id in (
+            index or []) else [*(index or []), run.id])
 
     def get(self, run_id: str) -> Run:
         doc = self.store.get_setting(RUN_KEY.format(run_id))

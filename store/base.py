@@ -10,7 +10,7 @@ pagination.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -575,6 +575,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def set_setting(self, key: str, value: Any) -> None: ...
+
+    @abc.abstractmethod
+    def update_setting(self, key: str, change: Callable[[Any], Any]) -> Any:
+        """Replace the value under ``key`` by ``change(current value or None)`` in one
+        atomic step, so a concurrent writer's update is never lost: two analysts
+        disabling two rules at once both see their rule disabled. ``change`` may be
+        called again with a newer value and must have no other effect. A result of
+        None removes the setting. Returns the value stored."""
 
     # lifecycle ------------------------------------------------------------
     def refresh(self) -> None:

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -1208,6 +1208,19 @@ class SQLiteStore(Store):
                 conn.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
                              "SET value = excluded.value",
                              [key, orjson.dumps(value, default=str).decode()])
+
+    def update_setting(self, key: str, change: Callable[[Any], Any]) -> Any:
+        # BEGIN IMMEDIATE takes the write lock before the read: no writer comes between
+        with self._write() as conn:
+            rows = conn.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchall()
+            value = change(orjson.loads(rows[0][0]) if rows else None)
+            if value is None:
+                conn.execute("DELETE FROM settings WHERE key = ?", [key])
+                return None
+            text = orjson.dumps(value, default=str)
+            conn.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                         "SET value = excluded.value", [key, text.decode()])
+        return orjson.loads(text)
 
 
 _ALERT_ROW = ("id", "rule_id", "rule_name", "severity", "severity_rank", "status", "group_key",

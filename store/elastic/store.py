@@ -46,7 +46,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -124,6 +124,8 @@ _ALERT_BULK_PARAMS = {"filter_path": "items.*.status,items.*.error,items.*._seq_
                                      "items.*._primary_term"}
 
 _SEQ_DOC = "event-seq"
+#: reads and conditional writes tried before an update of a setting gives up
+_SETTING_ATTEMPTS = 100
 _INDEX_UNSAFE = re.compile(r"[^a-z0-9._-]+")
 _OPEN = [s.value for s in AlertStatus if s.is_open]
 _ALERT_COLUMNS = {
@@ -1904,6 +1906,32 @@ class ElasticStore(Store):
             return
         self._write(index, _key(key), {"key": key, "value": orjson.loads(
             orjson.dumps(value, default=str))})
+
+    def update_setting(self, key: str, change: Callable[[Any], Any]) -> Any:
+        self._ready_or_raise()
+        index, doc_id = self._ix("settings"), _key(key)
+        for _ in range(_SETTING_ATTEMPTS):
+            hit = self._get(index, doc_id)
+            value = change(hit["_source"].get("value") if hit else None)
+            cas = {"if_seq_no": hit["_seq_no"], "if_primary_term": hit["_primary_term"]} \
+                if hit else None
+            try:
+                if value is None:
+                    if hit is None:
+                        return None
+                    self.client.request("DELETE", f"/{index}/_doc/{doc_id}", params=cas)
+                    return None
+                stored = orjson.loads(orjson.dumps(value, default=str))
+                self._put(index, doc_id, {"key": key, "value": stored}, create=hit is None,
+                          cas=cas)
+                return stored
+            except ClusterError as exc:
+                # 409: another writer came first (404: it removed the setting); read again
+                if exc.status not in (404, 409):
+                    raise self._translate(exc) from None
+            time.sleep(random.random() * 0.01)
+        raise ConflictError("setting", key, "latest", "changed by another writer "
+                            f"{_SETTING_ATTEMPTS} times in a row")
 
 
 class _Unreachable(Exception):

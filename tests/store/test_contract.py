@@ -414,5 +414,36 @@ def test_settings(store):
     assert store.get_setting("rule:abc") is None
 
 
+def test_update_setting_reads_changes_and_removes(store):
+    assert store.update_setting("rules:disabled", lambda v: None) is None
+    assert store.update_setting("rules:disabled", lambda v: (v or []) + ["r-1"]) == ["r-1"]
+    assert store.update_setting("rules:disabled", lambda v: [*v, "r-2"]) == ["r-1", "r-2"]
+    assert store.get_setting("rules:disabled") == ["r-1", "r-2"]
+    assert store.update_setting("rules:disabled", lambda v: None) is None
+    assert store.get_setting("rules:disabled") is None
+
+
+def test_concurrent_setting_updates_lose_nothing(store):
+    """Writers adding to one list at the same moment: every addition is kept."""
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(8):
+                item = f"{name}-{i}"
+                store.update_setting("runs:index", lambda v, item=item: [*(v or []), item])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"w{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    kept = store.get_setting("runs:index")
+    assert sorted(kept) == sorted(f"w{n}-{i}" for n in range(4) for i in range(8))
+
+
 def test_schema_version(store):
     assert store.schema_version() >= 1
