@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -153,7 +154,7 @@ def ensure_cluster(
             )
 
     _check_tools()
-    with _start_lock(engine, nodes, port):
+    with _start_lock(port):
         # another process may have started it while this one waited for the lock
         if running_engine(url) == engine:
             health = _get_json(url + "/_cluster/health") or {}
@@ -163,11 +164,11 @@ def ensure_cluster(
 
 
 @contextlib.contextmanager
-def _start_lock(engine: str, nodes: int, port: int):
-    """Serialises starts of the same cluster by several test processes (e.g. xdist)."""
-    path = state_dir(engine, nodes, port)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as fh:
+def _start_lock(port: int):
+    """Serialises starts of a cluster on one port by several test processes (xdist, or
+    two checkouts tested at once): the lock is per port, machine-wide, as the port is."""
+    lock = Path(tempfile.gettempdir()) / f"govsoc-search-cluster-{port}.lock"
+    with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
