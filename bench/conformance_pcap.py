@@ -8,14 +8,19 @@ logs) and compares what both describe:
   DNS query name (``rrname``), ``http.hostname``/``http.url``, ``tls.sni``, a JA3/JA3S
   hash or an
   SSH ``software_version`` is one check: it agrees when one of our events carries
-  all of those values (or, for ``count: 0``, when none does);
+  all of those values (or, for ``count: 0``, when none does); so is each filter on
+  a quic event naming the server_name or alpn extension's value, and each alert
+  filter whose rule (``test.rules``) is a QUIC rule on one ``ja3.string``,
+  ``quic.version`` or ``quic.sni`` content (the JA3 string is compared by its md5);
 - Zeek: each row of dns.log (query), http.log (host, uri), ssl.log (server name,
   or a handshake on that connection), ssh.log (client/server strings) and conn.log
   (the connection and its conn_state) is one check; a .cut conn.log without the
-  endpoints is compared by row count.
+  endpoints is compared by row count; each field of a quic.log row (version,
+  connection IDs, server name, the client's first ALPN) is one check.
 
-QUIC carries TLS inside encrypted UDP; the collector does not decrypt QUIC, so
-Zeek's ssl.log rows of QUIC connections are listed as out of scope, not hidden.
+QUIC connections are reported as ``network.tls`` events with ``network.protocol``
+``quic`` (the hellos are read from the decrypted Initial packets), so Zeek's ssl.log
+rows of QUIC connections are compared like any other.
 
 Usage: ``python bench/conformance_pcap.py [--corpus DIR] [--details]``.
 """
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import os
 import re
 import sys
@@ -40,10 +46,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from collectors.network.quic import version_name as quic_version_name  # noqa: E402
 from collectors.network.source import PcapFileSource  # noqa: E402
 from govsoc.events import get_field  # noqa: E402
 
-PROTOCOLS = ("dns", "http", "tls", "ssh", "conn", "conn_state")
+PROTOCOLS = ("dns", "http", "tls", "ssh", "quic", "conn", "conn_state")
 
 
 @dataclass
@@ -98,18 +105,43 @@ _COMPARED = {
 }
 
 
-def _suricata_checks(test_yaml: str) -> list[tuple[dict[str, tuple[str, str, Any]], int]]:
+_QUIC_EXTENSION = re.compile(r"^quic\.extensions\[(\d+)\]\.(name|values\[0\])$")
+#: the quic extension values we report: extension name → (our field, its value is a list)
+_QUIC_EXTENSIONS = {"server_name": "tls.client.server_name", "alpn": "tls.client.alpn"}
+_RULE = re.compile(r"^alert\s+(\w+)\s.*\bsid:\s*(\d+)\s*;", re.M)
+_RULE_BUFFER = re.compile(r"\b(ja3\.string|quic\.version|quic\.sni)\s*;\s*content:\s*\"([^\"]*)\"")
+
+#: (our dataset, our field, the expected value); a list field agrees when it holds it
+Wanted = dict[str, tuple[str, str, Any]]
+
+
+def _suricata_checks(test_yaml: str) -> list[tuple[str, Wanted, int]]:
+    """(protocol, wanted values, expected count) of every comparable check."""
     with open(test_yaml, encoding="utf-8") as fh:
         doc = yaml.safe_load(fh) or {}
+    rules = _quic_rules(os.path.join(os.path.dirname(test_yaml), "test.rules"))
     checks = []
     for check in doc.get("checks") or []:
         flt = (check or {}).get("filter")
         if not isinstance(flt, dict):
             continue
         match = flt.get("match") or {}
-        if match.get("event_type") not in ("dns", "http", "tls", "ssh"):
+        count = int(flt.get("count", 1))
+        event_type = match.get("event_type")
+        if event_type == "quic":
+            wanted = _quic_wanted(match)
+            if wanted:
+                checks.append(("quic", wanted, count))
             continue
-        wanted: dict[str, tuple[str, str, Any]] = {}
+        if event_type == "alert":
+            rule = rules.get(str(match.get("alert.signature_id")))
+            if rule is not None and len(match) == 2:
+                # an alert count is per packet; we report the connection once
+                checks.append(("quic", rule, min(count, 1)))
+            continue
+        if event_type not in ("dns", "http", "tls", "ssh"):
+            continue
+        wanted = {}
         for key, value in match.items():
             if _DNS_NAME.match(key):
                 wanted[key] = ("network.dns", "dns.question.name", value)
@@ -117,8 +149,64 @@ def _suricata_checks(test_yaml: str) -> list[tuple[dict[str, tuple[str, str, Any
                 dataset, ours = _COMPARED[key]
                 wanted[key] = (dataset, ours, value)
         if wanted:
-            checks.append((wanted, int(flt.get("count", 1))))
+            checks.append((event_type, wanted, count))
     return checks
+
+
+def _quic_wanted(match: dict[str, Any]) -> Wanted:
+    """The server_name and ALPN values a quic event filter names (Suricata lists
+    the ClientHello's extensions by position, with their names and values)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for key, value in match.items():
+        found = _QUIC_EXTENSION.match(key)
+        if found:
+            (names if found.group(2) == "name" else values)[found.group(1)] = value
+    wanted: Wanted = {}
+    for index, name in names.items():
+        if name in _QUIC_EXTENSIONS and index in values:
+            wanted[f"quic.extensions[{index}]({name})"] = (
+                "network.tls", _QUIC_EXTENSIONS[name], values[index])
+    if wanted:
+        wanted["network.protocol"] = ("network.tls", "network.protocol", "quic")
+    return wanted
+
+
+def _quic_rules(path: str) -> dict[str, Wanted]:
+    """sid → wanted values of the QUIC rules on one sticky buffer's content that
+    we can compare: a whole JA3 string (by its md5), the version, the SNI."""
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    out: dict[str, Wanted] = {}
+    for line in text.splitlines():
+        head = _RULE.match(line)
+        buffers = _RULE_BUFFER.findall(line)
+        if head is None or head.group(1) != "quic" or len(buffers) != 1:
+            continue
+        buffer, content = buffers[0]
+        wanted: Wanted = {"network.protocol": ("network.tls", "network.protocol", "quic")}
+        if buffer == "ja3.string" and content.count(",") == 4:
+            wanted[f"ja3.string={content}"] = (
+                "network.tls", "tls.client.ja3",
+                hashlib.md5(content.encode(), usedforsecurity=False).hexdigest())
+        elif buffer == "quic.version" and re.fullmatch(r"\|[0-9a-fA-F ]+\|", content):
+            version = int(content.strip("|").replace(" ", ""), 16)
+            wanted[f"quic.version={content}"] = ("network.tls", "quic.version",
+                                                 quic_version_name(version))
+        elif buffer == "quic.sni":
+            wanted[f"quic.sni={content}"] = ("network.tls", "tls.client.server_name", content)
+        else:
+            continue
+        out[head.group(2)] = wanted
+    return out
+
+
+def _agrees(ours: Any, value: Any) -> bool:
+    if isinstance(ours, list):
+        return str(value) in (str(v) for v in ours)
+    return str(ours) == str(value)
 
 
 def _pcap_of(test_dir: str, test_yaml: str) -> str | None:
@@ -145,11 +233,10 @@ def run_suricata(root: str, report: Report) -> None:
         events = collect(pcap)
         report.captures += 1
         name = os.path.relpath(test_dir, root)
-        for wanted, count in checks:
+        for proto, wanted, count in checks:
             dataset = next(iter(wanted.values()))[0]
-            proto = dataset.split(".")[1]
             mine = [e for e in events if e["event"]["dataset"] == dataset]
-            hits = [e for e in mine if all(str(get_field(e, ours)) == str(value)
+            hits = [e for e in mine if all(_agrees(get_field(e, ours), value)
                                            for _d, ours, value in wanted.values())]
             agreed = not hits if count == 0 else bool(hits)
             text = ", ".join(f"{k}={v[2]!r}" for k, v in wanted.items())
@@ -212,7 +299,7 @@ def _row_tuple(row: dict[str, str]) -> tuple[str, int, str, int] | None:
 def run_zeek(root: str, report: Report) -> None:
     for trace, logs in zeek_catalog(root):
         wanted = [log for log in logs if os.path.basename(log).split(".")[0] in
-                  ("dns", "http", "ssl", "ssh", "conn") and os.path.exists(log)]
+                  ("dns", "http", "ssl", "ssh", "quic", "conn") and os.path.exists(log)]
         if not wanted or not os.path.exists(trace):
             continue
         events = collect(trace)
@@ -229,7 +316,9 @@ def run_zeek(root: str, report: Report) -> None:
             elif kind == "http":
                 _zeek_http(rows, by_ds["network.http"], name, report)
             elif kind == "ssl":
-                _zeek_ssl(rows, by_ds["network.tls"], name, report, trace)
+                _zeek_ssl(rows, by_ds["network.tls"], name, report)
+            elif kind == "quic":
+                _zeek_quic(rows, by_ds["network.tls"], name, report)
             elif kind == "ssh":
                 _zeek_ssh(rows, by_ds["network.ssh"], name, report)
             elif kind == "conn":
@@ -277,16 +366,38 @@ def _same_uri(ours: str | None, theirs: str) -> bool:
 
 
 def _zeek_ssl(rows: list[dict[str, str]], mine: list[dict[str, Any]], name: str,
-              report: Report, trace: str) -> None:
+              report: Report) -> None:
     for row in rows:
         sni = row.get("server_name", "-")
-        quic = "quic" in trace or row.get("version", "").startswith("QUIC")
         ok = any((sni == "-" or get_field(e, "tls.client.server_name") == sni) and
                  _same_conn(e, row) for e in mine)
         text = f"server_name={sni!r}" if sni != "-" else "a TLS handshake on " + \
             f"{row.get('id.orig_h')}:{row.get('id.orig_p')}->{row.get('id.resp_h')}:" \
             f"{row.get('id.resp_p')}"
-        report.outcomes.append(Outcome("tls", name, text, ok, out_of_scope=quic and not ok))
+        report.outcomes.append(Outcome("tls", name, text, ok))
+
+
+#: quic.log column → our field; "(empty)" is an empty connection ID
+_ZEEK_QUIC = (("version", "quic.version"), ("client_initial_dcid", "quic.client_initial_dcid"),
+              ("client_scid", "quic.client_scid"), ("server_scid", "quic.server_scid"),
+              ("server_name", "tls.client.server_name"), ("client_protocol", "tls.client.alpn"))
+
+
+def _zeek_quic(rows: list[dict[str, str]], mine: list[dict[str, Any]], name: str,
+               report: Report) -> None:
+    quic = [e for e in mine if get_field(e, "network.protocol") == "quic"]
+    for row in rows:
+        conn = [e for e in quic if _same_conn(e, row)]
+        for column, ours in _ZEEK_QUIC:
+            value = row.get(column, "-")
+            if value == "-":
+                continue
+            value = "" if value == "(empty)" else value
+            if column == "client_protocol":  # Zeek logs the first protocol offered
+                ok = any((get_field(e, ours) or [None])[0] == value for e in conn)
+            else:
+                ok = any(get_field(e, ours) == value for e in conn)
+            report.outcomes.append(Outcome("quic", name, f"{column}={value!r}", ok))
 
 
 def _zeek_ssh(rows: list[dict[str, str]], mine: list[dict[str, Any]], name: str,

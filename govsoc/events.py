@@ -228,6 +228,16 @@ _FIELD_LIST: tuple[Field, ...] = (
     _f("tls.server.issuer", "keyword"),
     _f("tls.client.ja4", "keyword", "JA4 client fingerprint.", ecs=False),
     _f("tls.client.alpn", "keyword", "ALPN protocols offered by the client.", ecs=False),
+    _f("quic.version", "keyword",
+       "QUIC version of the Initial packets, as Zeek names it: 1, quicv2, draft-NN, "
+       "unknown-<hex>.", ecs=False),
+    _f("quic.client_initial_dcid", "keyword",
+       "Destination connection ID of the client's first Initial packet (hex); the "
+       "Initial keys derive from it.", ecs=False),
+    _f("quic.client_scid", "keyword", "Source connection ID the client chose (hex).",
+       ecs=False),
+    _f("quic.server_scid", "keyword", "Source connection ID the server chose (hex).",
+       ecs=False),
     _f("ssh.client.software", "keyword", "SSH client version string.", ecs=False),
     _f("ssh.server.software", "keyword", "SSH server version string.", ecs=False),
     _f("ssh.client.proto_version", "keyword", "SSH protocol version the client announced.",

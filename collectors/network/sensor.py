@@ -2,9 +2,9 @@
 
 :class:`NetworkSensor` runs the per-packet path — selective decoding, the flow
 table, protocol detection on the first payload bytes, TCP reassembly for the flows
-that carry HTTP, TLS, SSH or DNS, the scan counters — and collects the events and
-dead letters it produces. :mod:`collectors.network.source` wraps it into batch
-sources for files and interfaces.
+that carry HTTP, TLS, SSH or DNS, QUIC handshakes on UDP, the scan counters — and
+collects the events and dead letters it produces. :mod:`collectors.network.source`
+wraps it into batch sources for files and interfaces.
 
 Protocol detection looks at content first (an HTTP request or status line, an SSH
 identification string, a TLS handshake record), then at well-known ports (53 DNS,
@@ -12,6 +12,14 @@ identification string, a TLS handshake record), then at well-known ports (53 DNS
 :data:`PROBE_PACKETS` payload packets is not examined further, which is what keeps
 bulk transfers cheap; a TLS handshake starting later (STARTTLS) is still found
 within that budget.
+
+A UDP flow whose first datagram starts with a QUIC long header of a known version
+(the long-header and fixed bits, a plausible length, on any port) goes to
+:mod:`collectors.network.quic`: its Initial packets are decrypted and the
+ClientHello and ServerHello reported as a ``network.tls`` event with
+``network.protocol: quic`` (SNI, ALPN, JA3, JA4 with transport ``q``, JA3S, cipher)
+and the ``quic.*`` fields. Once the hellos were read, or the flow's QUIC budget is
+spent, its later packets are not looked at.
 """
 
 from __future__ import annotations
@@ -49,10 +57,19 @@ from collectors.network.flows import Flow, FlowTable
 from collectors.network.http import HttpConnection, HttpTransaction, looks_like_http
 from collectors.network.http2 import Http2Connection, looks_like_h2
 from collectors.network.payloads import CarvedPayload, PayloadSink, hashes
+from collectors.network.quic import OUT_OF_SCOPE as QUIC_OUT_OF_SCOPE
+from collectors.network.quic import QuicConnection, looks_like_quic
 from collectors.network.reader import Frame
 from collectors.network.reassembly import TcpStream
 from collectors.network.ssh import SshConnection, split_banner
-from collectors.network.tls import TlsConnection, cipher_name, looks_like_tls, version_name
+from collectors.network.tls import (
+    ClientHello,
+    ServerHello,
+    TlsConnection,
+    cipher_name,
+    looks_like_tls,
+    version_name,
+)
 from govsoc.errors import ParseError
 from govsoc.events import DeadLetter, Event, event_id_maker
 
@@ -217,9 +234,10 @@ class NetworkSensor:
         return None
 
     def _suspicious_fragment(self, reason: str, frag: Fragment, ts: float) -> None:
+        # the defragmenter counted it
         self.reject(reason, f"packet {self.packets}", frag.data,
                     f"fragment of datagram {frag.ident} from {self.ip(frag.src)} "
-                    f"at offset {frag.offset}")
+                    f"at offset {frag.offset}", counted=True)
         self.counters.fragment_anomaly(frag.src, ts)
 
     def tick(self, now: float) -> None:
@@ -241,16 +259,18 @@ class NetworkSensor:
         return events, rejected
 
     def _undecodable(self, reason: str, data: bytes) -> None:
-        self.problems[reason] += 1
         if reason in OUT_OF_SCOPE:
+            self.problems[reason] += 1
             return
         self.reject(reason, f"packet {self.packets}", data)
 
-    def reject(self, reason: str, position: str, raw: bytes, detail: str = "") -> None:
-        """Count a problem and keep the first few of each kind as dead letters."""
+    def reject(self, reason: str, position: str, raw: bytes, detail: str = "", *,
+               counted: bool = False) -> None:
+        """Count a problem (unless the caller ``counted`` it) and keep the first few
+        of each kind as dead letters."""
+        if not counted:
+            self.problems[reason] += 1
         count = self.problems[reason]
-        if count == 0:
-            self.problems[reason] = count = 1
         if count <= MAX_DEAD_LETTERS_PER_REASON:
             text = f"{reason}: {detail}" if detail else reason
             self.rejected.append(DeadLetter(self.source_name, position, text, bytes(raw[:4096])))
@@ -278,7 +298,12 @@ class NetworkSensor:
                     flow.app = False
                 return None
         elif proto == PROTO_UDP:
-            app = DnsUdpApp() if flow.key[3] in DNS_PORTS or flow.key[1] in DNS_PORTS else False
+            if flow.key[3] in DNS_PORTS or flow.key[1] in DNS_PORTS:
+                app = DnsUdpApp()
+            elif payload[0] >= 0xC0 and looks_like_quic(payload):  # a QUIC long header
+                app = QuicApp()
+            else:
+                app = False
         else:
             app = False
         flow.app = app
@@ -474,7 +499,6 @@ class NetworkSensor:
                     self.payload_sink.accept(payload)
                     self.payloads += 1
                 except Exception as exc:  # a sink's failure must not stop the capture
-                    self.problems["payload_sink_error"] += 1
                     self.reject("payload_sink_error", f"flow {flow.index}", b"",
                                 f"{type(exc).__name__}: {exc}")
         self._emit(event)
@@ -483,9 +507,25 @@ class NetworkSensor:
         event = self._base("network.tls", ts, flow, f"tls:{flow.index}",
                            ["network"], ["protocol"])
         event["network"]["protocol"] = "tls"
-        out: dict[str, Any] = {"established": tls.established}
-        client = tls.client
-        server = tls.server
+        self._tls_fields(event, tls.client, tls.server, tls.established, "t")
+        self._emit(event)
+
+    def quic_event(self, flow: Flow, quic: QuicConnection, ts: float) -> None:
+        """A QUIC connection's handshake, in the shape of a TLS one (the hellos
+        came from its Initial packets), with the ``quic.*`` fields."""
+        event = self._base("network.tls", ts, flow, f"quic:{flow.index}",
+                           ["network"], ["protocol"])
+        event["network"]["protocol"] = "quic"
+        if quic.client is not None or quic.server is not None:
+            self._tls_fields(event, quic.client, quic.server, quic.established, "q")
+        event["quic"] = quic.fields()
+        self._emit(event)
+
+    @staticmethod
+    def _tls_fields(event: Event, client: ClientHello | None, server: ServerHello | None,
+                    established: bool, transport: str) -> None:
+        """``tls.*`` from the hellos; ``transport`` is JA4's (``t`` TCP, ``q`` QUIC)."""
+        out: dict[str, Any] = {"established": established}
         version = None
         if server is not None:
             version = server.selected_version or server.version
@@ -494,7 +534,7 @@ class NetworkSensor:
             if server.alpn:
                 out["next_protocol"] = server.alpn
         if client is not None:
-            cl: dict[str, Any] = {"ja3": client.ja3(), "ja4": client.ja4()}
+            cl: dict[str, Any] = {"ja3": client.ja3(), "ja4": client.ja4(transport)}
             if client.server_name:
                 cl["server_name"] = client.server_name
                 event["destination"]["domain"] = client.server_name
@@ -506,7 +546,6 @@ class NetworkSensor:
         if version is not None:
             out["version_protocol"], out["version"] = version_name(version)
         event["tls"] = out
-        self._emit(event)
 
     def ssh_event(self, flow: Flow, ssh: SshConnection, ts: float) -> None:
         event = self._base("network.ssh", ts, flow, f"ssh:{flow.index}",
@@ -1069,6 +1108,50 @@ def _question_of(response: DnsMessage) -> DnsMessage:
                       [f for f in response.flags if f in ("RD", "CD", "AD")],
                       response.qname, response.qtype, response.qclass,
                       name_truncated=response.name_truncated)
+
+
+class QuicApp:
+    """QUIC over UDP: the TLS handshake read from the Initial packets, reported
+    once as a ``network.tls`` event; the flow is left alone after that."""
+
+    __slots__ = ("conn", "first_ts", "reported")
+
+    def __init__(self) -> None:
+        self.conn = QuicConnection()
+        self.first_ts = 0.0
+        self.reported = False
+
+    def packet(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, d: Decoded,
+               ts: float) -> None:
+        conn = self.conn
+        if not self.first_ts:
+            self.first_ts = ts
+        conn.datagram(is_orig, d.payload)
+        if conn.issues:
+            self._report_issues(sensor, f"packet {sensor.packets}", d.payload)
+        if conn.seen:
+            flow.service = "quic"
+        if conn.finished:
+            self.close(sensor, flow)
+            flow.app = False
+
+    def _report_issues(self, sensor: NetworkSensor, position: str, raw: bytes) -> None:
+        for reason, detail in self.conn.issues:
+            if reason in QUIC_OUT_OF_SCOPE:
+                sensor.problems[reason] += 1
+            else:
+                sensor.reject(reason, position, raw, detail)
+        self.conn.issues.clear()
+
+    def close(self, sensor: NetworkSensor, flow: Flow) -> None:
+        if self.reported:
+            return
+        self.reported = True
+        self.conn.close()
+        if self.conn.issues:
+            self._report_issues(sensor, f"flow {flow.index}", b"")
+        if self.conn.seen:
+            sensor.quic_event(flow, self.conn, self.first_ts or flow.last)
 
 
 class DnsTcpApp(DnsTransactions):

@@ -66,7 +66,7 @@ class PcapFileSource:
         for reason, count in reader.problems.items():
             sensor.problems[reason] += count
             sensor.reject(reason, f"offset {reader.bytes_read}", b"",
-                          f"{count} time(s) while reading the file")
+                          f"{count} time(s) while reading the file", counted=True)
         self.problems = sensor.problems
         events, rejected = sensor.take()
         while events or rejected:

@@ -3,14 +3,16 @@
 :class:`TlsConnection` is fed the in-order bytes of each side; it reads TLS
 records, reassembles handshake messages across records and segments, and stops
 reading a side once its hello was parsed (the rest is encrypted). SSLv2-style
-ClientHellos are recognised too.
+ClientHellos are recognised too. The hello parsers serve QUIC as well, which
+carries the same handshake messages in CRYPTO frames, without records.
 
 Fingerprints:
 
 - JA3 = md5("version,ciphers,extensions,groups,point formats"), GREASE values removed
   (https://github.com/salesforce/ja3).
 - JA3S = md5("version,cipher,extensions") of the ServerHello.
-- JA4 (client, TCP) per the FoxIO JA4 specification: ``t`` + version + ``d``/``i`` +
+- JA4 (client) per the FoxIO JA4 specification: ``t`` (TCP) or ``q`` (QUIC, whose
+  hellos :mod:`collectors.network.quic` decrypts) + version + ``d``/``i`` +
   cipher count + extension count + ALPN first/last character, then the truncated
   sha256 of the sorted ciphers, then of the sorted extensions (SNI and ALPN left
   out) and the signature algorithms.
