@@ -371,11 +371,16 @@ class CryptoStream:
                             f"CRYPTO data up to offset {offset + len(chunk)}")
         have = len(self.data)
         if offset > have:
-            if offset not in self.pending or len(self.pending[offset]) < len(chunk):
+            held = self.pending.get(offset, b"")
+            if len(held) < len(chunk):
                 if len(self.pending) >= MAX_CRYPTO_CHUNKS:
                     raise QuicError("quic_crypto_too_large",
                                     f"more than {MAX_CRYPTO_CHUNKS} CRYPTO chunks held")
-                self.pending_bytes += len(chunk) - len(self.pending.get(offset, b""))
+                # overlapping chunks at nearby offsets must not multiply the limit
+                if have + self.pending_bytes + len(chunk) - len(held) > MAX_CRYPTO_BYTES:
+                    raise QuicError("quic_crypto_too_large",
+                                    f"{self.pending_bytes} CRYPTO bytes held beyond a gap")
+                self.pending_bytes += len(chunk) - len(held)
                 self.pending[offset] = chunk
             return
         if offset + len(chunk) > have:

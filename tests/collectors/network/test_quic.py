@@ -499,3 +499,12 @@ def test_memory_per_flow_is_bounded():
     stream = conn._streams[True]
     assert stream is not None and len(stream.pending) <= 128
     assert [reason for reason, _ in conn.issues] == ["quic_crypto_too_large"]
+
+    # large overlapping chunks at nearby offsets: the bytes held stay under the limit
+    conn = QuicConnection()
+    for i in range(30):  # 30 chunks of 3,000 bytes: 90,000 bytes offered
+        conn.datagram(True, protect(crypto_frame(5000 + i, b"z" * 3000), pn=i))
+    stream = conn._streams[True]
+    assert stream is not None and stream.pending_bytes <= MAX_CRYPTO_BYTES
+    assert "quic_crypto_too_large" in {reason for reason, _ in conn.issues}
+
