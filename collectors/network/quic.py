@@ -447,6 +447,7 @@ class QuicConnection:
         self.failures = 0
         self.unsupported: int | None = None
         self._keys_dcid: bytes | None = None
+        self._server_scid_from_retry = False
         self._keys: dict[int, tuple[PacketKeys, PacketKeys]] = {}
         self._largest = {True: -1, False: -1}  # per side (client: True)
         self._streams: dict[bool, CryptoStream | None] = {True: CryptoStream(),
@@ -520,12 +521,15 @@ class QuicConnection:
                 if self.client_initial_dcid is None:
                     self.client_initial_dcid = hdr.dcid
         elif kind == "retry":
-            # the client's next Initial goes to the connection ID the Retry chose
+            # the client's next Initial goes to the connection ID the Retry chose;
+            # the server's own packets, if seen, name the one it then uses
             self.server_scid = hdr.scid
+            self._server_scid_from_retry = True
             self._restart()
             return
-        elif self.server_scid is None:
+        elif self.server_scid is None or self._server_scid_from_retry:
             self.server_scid = hdr.scid
+            self._server_scid_from_retry = False
         if kind == "other":
             if self.unsupported is None:
                 self.unsupported = hdr.version

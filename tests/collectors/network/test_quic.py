@@ -508,3 +508,44 @@ def test_memory_per_flow_is_bounded():
     assert stream is not None and stream.pending_bytes <= MAX_CRYPTO_BYTES
     assert "quic_crypto_too_large" in {reason for reason, _ in conn.issues}
 
+
+
+# -- Retry and version negotiation ------------------------------------------------------------
+
+def test_after_a_retry_the_keys_come_from_the_connection_id_the_server_chose():
+    first_dcid, retry_scid = bytes.fromhex("0102030405060708"), bytes.fromhex("a1a2a3a4")
+    client_scid = b"\xc1\xc2"
+    first = protect(CLIENT_PAYLOAD, dcid=first_dcid, key_dcid=first_dcid, scid=client_scid)
+    retry = (bytes((0xF0,)) + QUIC_V1.to_bytes(4, "big") + bytes((len(client_scid),))
+             + client_scid + bytes((len(retry_scid),)) + retry_scid + b"token" + bytes(16))
+    again = protect(CLIENT_PAYLOAD, dcid=retry_scid, key_dcid=retry_scid, scid=client_scid,
+                    token=b"token", pn=1)
+    answer = protect(SERVER_PAYLOAD, dcid=client_scid, scid=b"\x5e\x5e", key_dcid=retry_scid,
+                     server=True)
+    conn = QuicConnection()
+    conn.datagram(True, first)
+    conn.datagram(False, retry)
+    conn.datagram(True, again)
+    conn.datagram(False, answer)
+    assert conn.issues == []
+    assert conn.client is not None and conn.server is not None
+    assert conn.fields() == {"version": "1", "client_initial_dcid": first_dcid.hex(),
+                             "client_scid": "c1c2", "server_scid": "5e5e"}
+
+
+def test_after_version_negotiation_the_client_starts_again():
+    greased, dcid = 0x1A2A3A4A, bytes.fromhex("0badc0de0badc0de")
+    offer = bytearray(protect(CLIENT_PAYLOAD))
+    offer[1:5] = greased.to_bytes(4, "big")
+    negotiation = (bytes((0x80,)) + bytes(4) + b"\x00" + bytes((len(DCID),)) + DCID
+                   + QUIC_V2.to_bytes(4, "big") + QUIC_V1.to_bytes(4, "big"))
+    v2 = protect(CLIENT_PAYLOAD, version=QUIC_V2, dcid=dcid, key_dcid=dcid)
+    answer = protect(SERVER_PAYLOAD, version=QUIC_V2, dcid=b"", scid=b"\x77", key_dcid=dcid,
+                     server=True)
+    conn = QuicConnection()
+    for from_client, datagram in ((True, bytes(offer)), (False, negotiation), (True, v2),
+                                  (False, answer)):
+        conn.datagram(from_client, datagram)
+    assert conn.client is not None and conn.server is not None
+    assert conn.fields()["version"] == "quicv2"
+    assert [reason for reason, _ in conn.issues] == ["quic_unsupported_version"]
