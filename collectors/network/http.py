@@ -128,6 +128,8 @@ class HttpConnection:
         self.done: list[HttpTransaction] = []
         #: the protocol the connection switched to (``Upgrade`` of a 101), lower case
         self.upgrade = ""
+        #: the transaction whose answer switched protocols (its request goes on in h2c)
+        self.switched: HttpTransaction | None = None
 
     # -- feeding ---------------------------------------------------------------------------
     def feed(self, is_orig: bool, data: bytes, ts: float) -> list[HttpTransaction]:
@@ -349,6 +351,7 @@ class HttpConnection:
         side.current = tx
         if status == 101 or (tx.method == "CONNECT" and 200 <= status < 300):
             self.upgrade = headers.get("upgrade", "connect" if status != 101 else "").lower()
+            self.switched = tx
             side.state = "tunnel"
             self.request.state = "tunnel"
             self._finish(tx, ts)

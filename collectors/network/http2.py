@@ -34,6 +34,10 @@ DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDO
 END_STREAM, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x4, 0x8, 0x20
 
 
+#: HTTP/1.1 headers that only asked for the upgrade, not part of the request itself
+_UPGRADE_HEADERS = frozenset({"upgrade", "connection", "http2-settings"})
+
+
 class Http2Error(HttpError):
     """A side of an HTTP/2 connection that cannot be parsed further."""
 
@@ -85,6 +89,21 @@ class Http2Connection:
             raise
         out, self.done = self.done, []
         return out
+
+    def continue_upgrade(self, request: HttpTransaction) -> None:
+        """The connection was upgraded from HTTP/1.1 (``Upgrade: h2c``): the request
+        sent before the upgrade is stream 1, half-closed by the client, and the
+        server answers it there (RFC 7540 section 3.2; RFC 9113 deprecates the
+        upgrade, yet servers still accept it)."""
+        stream = _Stream(request.ts)
+        tx = stream.tx
+        tx.method, tx.uri = request.method, request.uri
+        tx.request_headers = {k: v for k, v in request.request_headers.items()
+                              if k not in _UPGRADE_HEADERS}
+        tx.request_body = request.request_body
+        tx.request_bytes = request.request_bytes
+        stream.ended[0] = True
+        self.streams[1] = stream
 
     def gap(self, is_orig: bool) -> None:
         """Bytes of this side were never captured: frame boundaries are lost."""

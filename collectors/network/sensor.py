@@ -720,7 +720,9 @@ class TcpApp:
         if conn.upgrade == "websocket":
             handler = WebSocketApp()
         elif conn.upgrade == "h2c":
-            handler = Http2App(sensor.settings.max_body)
+            # the upgraded request is answered on stream 1; event numbers go on
+            handler = Http2App(sensor.settings.max_body, first_seq=http.seq,
+                               upgraded=conn.switched)
         else:
             handler = TunnelApp()
         self.handler = handler
@@ -791,9 +793,12 @@ class Http2App:
 
     __slots__ = ("conn", "seq")
 
-    def __init__(self, max_body: int) -> None:
+    def __init__(self, max_body: int, first_seq: int = 0,
+                 upgraded: HttpTransaction | None = None) -> None:
         self.conn = Http2Connection(max_body=max_body)
-        self.seq = 0
+        self.seq = first_seq
+        if upgraded is not None:
+            self.conn.continue_upgrade(upgraded)
 
     def feed(self, sensor: NetworkSensor, flow: Flow, is_orig: bool, data: bytes,
              ts: float) -> None:

@@ -122,5 +122,12 @@ def test_upgrade_to_h2c_goes_on_as_http2(tmp_path):
     seen = {(get_field(e, "http.version"), get_field(e, "url.original"),
              get_field(e, "http.response.status_code"))
             for e in by_dataset(events, "network.http")}
-    # the upgraded request's answer comes on stream 1, the next request on stream 3
-    assert seen == {("1.1", "/index", 101), ("2", "/second", 204), ("2", None, 200)}
+    # the upgraded request is answered on stream 1, the next request on stream 3
+    assert seen == {("1.1", "/index", 101), ("2", "/index", 200), ("2", "/second", 204)}
+    (upgraded,) = [e for e in by_dataset(events, "network.http")
+                   if get_field(e, "http.response.status_code") == 200]
+    assert get_field(upgraded, "url.domain") == "up.example.gov"
+    assert get_field(upgraded, "http.request.method") == "GET"
+    assert get_field(upgraded, "http.response.body.bytes") == 5
+    ids = [get_field(e, "event.id") for e in events]
+    assert len(ids) == len(set(ids))
