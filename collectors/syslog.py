@@ -9,8 +9,9 @@ them into batches in the caller's thread.
   socket buffer overflowed before they were read are counted too
   (``udp_kernel_dropped``, from ``/proc/net/udp``). Both are visible in
   :attr:`SyslogReceiver.counters` and in ``govsoc listen syslog``'s status line.
-  A busy server also wants ``net.core.rmem_max`` raised (the receiver asks for an
-  8 MB socket buffer; the kernel caps it at twice ``rmem_max``).
+  The receiver asks for a 32 MB socket buffer with ``SO_RCVBUFFORCE`` when it
+  runs privileged; otherwise the kernel caps the request at twice
+  ``net.core.rmem_max``, which a busy unprivileged server wants raised.
 * **TCP** (and TLS) pushes back instead: a connection's reader waits for room in
   the queue, stops reading its socket, and the sender's TCP window closes.
   Nothing received over TCP is dropped.
@@ -188,7 +189,7 @@ class SyslogReceiver:
                  timezone: str | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
                  batch_size: int = DEFAULT_BATCH_SIZE, flush_seconds: float = 0.5,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 udp_buffer_bytes: int = 8 << 20) -> None:
+                 udp_buffer_bytes: int = 32 << 20) -> None:
         if not listeners:
             raise SyslogError("no syslog listener configured (give a UDP or TCP port)")
         self.name = name
@@ -231,8 +232,7 @@ class SyslogReceiver:
         family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
         if listener.protocol == "udp":
             sock = socket.socket(family, socket.SOCK_DGRAM)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.udp_buffer_bytes)
+            _receive_buffer(sock, self.udp_buffer_bytes)
             target: Callable[..., None] = self._udp_loop
             context = None
         elif listener.protocol in ("tcp", "tls"):
@@ -493,6 +493,25 @@ class SyslogReceiver:
 
     def _position(self, item: _Received) -> str:
         return f"{item[2]} message {self._sequence} from {item[1]}"
+
+
+def _receive_buffer(sock: socket.socket, size: int) -> None:
+    """Ask the kernel for a ``size``-byte receive buffer on a UDP socket.
+
+    UDP cannot push back, so this buffer is what absorbs a burst or a moment in
+    which the listener thread waits for the interpreter. ``SO_RCVBUFFORCE`` (a
+    privileged process, as a syslog server on port 514 usually is; rsyslog does
+    the same) goes past the ``net.core.rmem_max`` cap that limits ``SO_RCVBUF``.
+    """
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    if force is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, size)
+            return
+        except OSError:
+            pass  # not privileged: the capped request below
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _sender_name(known: dict[Any, str], addr: Any) -> str:
