@@ -316,8 +316,16 @@ def _routed(query: dict[str, Any], spec: RouteSpec) -> dict[str, Any]:
 
 def hunt_cluster(detector: SigmaDetector, store: Any, *, since: datetime | None = None,
                  until: datetime | None = None) -> Iterator[Detection]:
-    """Run each rule's query DSL on the cluster (the store's ``search_dsl``)."""
+    """Run each rule's query DSL on the cluster (the store's ``search_dsl``).
+
+    Rules whose queries are the same (those the cluster can only narrow to their
+    route: keyword, regular-expression and CIDR rules of one logsource) share one
+    search, so the route's events are fetched and matched once for all of them.
+    Detections come query by query (in the order of each query's first rule),
+    oldest event first.
+    """
     backend = "opensearch" if store.engine == "opensearch" else "elasticsearch"
+    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
     for n, query in rule_queries(detector, backend):
         if since or until:
             span: dict[str, Any] = {}
@@ -326,10 +334,16 @@ def hunt_cluster(detector: SigmaDetector, store: Any, *, since: datetime | None 
             if until:
                 span["lt"] = until.isoformat()
             query["query"]["bool"]["filter"].append({"range": {"@timestamp": span}})
-        rule = detector.rules[n]
-        for event in store.search_dsl(query):
-            # the cluster's analysis of a field may be looser than Sigma's (a text
-            # field matches words); the matcher has the last word, so a hunt never
-            # reports what the stream would not
-            if n in detector.match_numbers(event):
+        key = json.dumps(query, sort_keys=True)
+        groups.setdefault(key, (query, []))[1].append(n)
+    rules = detector.rules
+    queries = [query for query, _ in groups.values()]
+    wanted = [set(numbers) for _, numbers in groups.values()]
+    for number, event in store.search_dsl_each(queries):
+        # the cluster's analysis of a field may be looser than Sigma's (a text field
+        # matches words); the matcher has the last word, so a hunt never reports what
+        # the stream would not
+        for n in detector.match_numbers(event):
+            if n in wanted[number]:
+                rule = rules[n]
                 yield Detection(rule.rule_id, rule.title, rule.level, list(rule.tags), event)

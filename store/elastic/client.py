@@ -67,7 +67,7 @@ def quote_id(doc_id: str) -> str:
     return quote(doc_id, safe="")
 
 
-def _error_reason(body: Any, fallback: str) -> str:
+def error_reason(body: Any, fallback: str) -> str:
     if isinstance(body, Mapping):
         err = body.get("error")
         if isinstance(err, Mapping):
@@ -116,7 +116,7 @@ class SearchClient:
                 resp = client.perform_request(method, path, params=params, headers=headers,
                                               body=body)
             except elasticsearch.ApiError as exc:
-                raise ClusterError(exc.meta.status, _error_reason(exc.body, str(exc)),
+                raise ClusterError(exc.meta.status, error_reason(exc.body, str(exc)),
                                    exc.body) from None
             except (elastic_transport.TransportError, OSError) as exc:
                 raise ClusterError(0, str(exc)) from None
@@ -148,7 +148,7 @@ class SearchClient:
                                                         body=body, headers=headers)
             except opensearchpy.TransportError as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else 0
-                raise ClusterError(status, _error_reason(exc.info, str(exc)),
+                raise ClusterError(status, error_reason(exc.info, str(exc)),
                                    exc.info) from None
             except OSError as exc:
                 raise ClusterError(0, str(exc)) from None

@@ -97,7 +97,7 @@ from store.base import (
 )
 from store.elastic import mappings, retention
 from store.elastic.caseless import caseless_dsl
-from store.elastic.client import ClusterError, SearchClient, quote_id
+from store.elastic.client import ClusterError, SearchClient, error_reason, quote_id
 from store.elastic.spool import Spool
 
 log = logging.getLogger("govsoc.store.elastic")
@@ -124,6 +124,8 @@ _ALERT_BULK_PARAMS = {"filter_path": "items.*.status,items.*.error,items.*._seq_
                                      "items.*._primary_term"}
 
 _SEQ_DOC = "event-seq"
+#: hunt queries sent in one _msearch (the node runs them side by side)
+MSEARCH_QUERIES = 16
 #: reads and conditional writes tried before an update of a setting gives up
 _SETTING_ATTEMPTS = 100
 _INDEX_UNSAFE = re.compile(r"[^a-z0-9._-]+")
@@ -922,21 +924,69 @@ class ElasticStore(Store):
         self._ready_or_raise()
         if case_insensitive:
             query = caseless_dsl(query)
-        after: list[Any] | None = None
-        sent = 0
+        for sent, event in enumerate(self._dsl_pages(query, page_size, None), 1):
+            yield event
+            if limit is not None and sent >= limit:
+                return
+
+    def search_dsl_each(self, queries: Sequence[Mapping[str, Any]], page_size: int = 100, *,
+                        case_insensitive: bool = True, at_once: int = MSEARCH_QUERIES
+                        ) -> Iterator[tuple[int, Event]]:
+        """``(query number, event)`` for every event each query matches: what
+        :meth:`search_dsl` gives for each query in turn.
+
+        The first pages of ``at_once`` queries are asked in one ``_msearch``, which
+        the cluster runs side by side on its search threads: a hunt of thousands of
+        rules is thousands of small searches, and one at a time leaves all but one
+        core of the node idle.
+        """
+        self._ready_or_raise()
+        prepared = [caseless_dsl(q) if case_insensitive else q for q in queries]
+        header = orjson.dumps({"index": self._events, "ignore_unavailable": True,
+                               "allow_no_indices": True})
+        for start in range(0, len(prepared), max(1, at_once)):
+            chunk = prepared[start:start + max(1, at_once)]
+            payload = bytearray()
+            for query in chunk:
+                payload += header + b"\n" + orjson.dumps(self._dsl_body(query, page_size, None)) \
+                    + b"\n"
+            try:
+                answer = self.client.request_retrying(
+                    "POST", "/_msearch", bytes(payload), ndjson=True, attempts=self.attempts,
+                    base_delay=self.retry_delay, max_delay=self.max_retry_delay)
+            except ClusterError as exc:
+                raise self._translate(exc) from None
+            for number, (query, response) in enumerate(zip(chunk, answer["responses"],
+                                                           strict=True), start):
+                if "error" in response:
+                    raise self._translate(ClusterError(
+                        int(response.get("status", 500)),
+                        error_reason(response, "search failed"), response))
+                hits = response["hits"]["hits"]
+                for hit in hits:
+                    yield number, _strip_seq(hit["_source"])
+                if len(hits) == page_size:
+                    for event in self._dsl_pages(query, page_size, hits[-1]["sort"]):
+                        yield number, event
+
+    @staticmethod
+    def _dsl_body(query: Mapping[str, Any], page_size: int, after: list[Any] | None
+                  ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "query": query.get("query", {"match_all": {}}), "size": page_size,
+            "sort": [{"@timestamp": {"order": "asc"}}, {"event.id": {"order": "asc"}}],
+            "track_total_hits": False}
+        if after is not None:
+            body["search_after"] = after
+        return body
+
+    def _dsl_pages(self, query: Mapping[str, Any], page_size: int, after: list[Any] | None
+                   ) -> Iterator[Event]:
+        """The events of ``query`` (already made caseless) after the sort key ``after``."""
         while True:
-            body: dict[str, Any] = {
-                "query": query.get("query", {"match_all": {}}), "size": page_size,
-                "sort": [{"@timestamp": {"order": "asc"}}, {"event.id": {"order": "asc"}}],
-                "track_total_hits": False}
-            if after is not None:
-                body["search_after"] = after
-            hits = self._hits(self._events, body)
+            hits = self._hits(self._events, self._dsl_body(query, page_size, after))
             for hit in hits:
                 yield _strip_seq(hit["_source"])
-                sent += 1
-                if limit is not None and sent >= limit:
-                    return
             if len(hits) < page_size:
                 return
             after = hits[-1]["sort"]

@@ -78,6 +78,24 @@ def test_case_insensitive_subfield_matches_any_case(store):
                                 "powershell.exe -nop -enc aaaa"}}}))
 
 
+def test_many_queries_at_once_give_what_each_gives_alone(store):
+    from govsoc.errors import QueryError
+
+    store.insert_events(list(synth(0, 25, "nginx.access")))
+    store.refresh()
+    queries = [{"query": {"term": {"host.name": f"web{h}"}}} for h in range(7)]
+    queries.append({"query": {"match_all": {}}})  # more hits than a page: it is paged on
+    alone = [[e["event"]["id"] for e in store.search_dsl(q, page_size=4)] for q in queries]
+    together: list[list[str]] = [[] for _ in queries]
+    for number, event in store.search_dsl_each(queries, page_size=4, at_once=3):
+        together[number].append(event["event"]["id"])
+    assert together == alone
+    assert len(alone[-1]) == 25 and sum(map(len, alone[:-1])) == 25
+    with pytest.raises(QueryError, match="refused"):
+        list(store.search_dsl_each([{"query": {"match_all": {}}},
+                                    {"query": {"range": {"@timestamp": {"gte": "not a date"}}}}]))
+
+
 def test_template_is_generated_from_the_registry():
     from govsoc.events import FIELDS
 
