@@ -14,8 +14,9 @@ parses them into events in this process. Reported: messages sent, received by th
 socket, dropped by the receiver's queue (its visible drop counter), lost before
 the socket (sent - received: the kernel's buffer overflowed), events made, how many
 were still queued when the sender stopped, and the sustained rate: events made
-over the time from the first datagram sent to the last event made. The peer, measured in the same run at the same offered rate, is a
-bare Python ``recvfrom`` loop that only counts datagrams.
+over the time from the first datagram sent to the last event made. The peer,
+measured in the same run at the same offered rate, is a bare Python ``recvfrom``
+loop that only counts datagrams.
 
     python bench/bench_logs.py tail [--lines 300000] [--runs 3] [--store]
     python bench/bench_logs.py syslog [--rate 30000] [--seconds 10]
