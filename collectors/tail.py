@@ -243,12 +243,19 @@ class FileTailer:
             pending = pending_offset()
             if pending is not None:
                 offset = min(offset, pending)
-        state = {"path": os.path.abspath(tracked.path), "dev": tracked.dev,
-                 "inode": tracked.inode, "generation": tracked.generation, "offset": offset,
-                 "line": line.number}
-        if tracked.in_long_line:
+        return checkpoint_name(tracked.path), self._state(tracked, offset, line.number)
+
+    @staticmethod
+    def _state(tracked: _Tracked, offset: int, line: int) -> dict[str, Any]:
+        """The checkpoint of ``tracked`` resuming at ``offset`` after ``line`` lines."""
+        state: dict[str, Any] = {
+            "path": os.path.abspath(tracked.path), "dev": tracked.dev, "inode": tracked.inode,
+            "generation": tracked.generation, "offset": offset, "line": line}
+        # only where reading resumes at the cut: from an earlier offset (a joining
+        # parser's pending lines) the long line is read again from its start
+        if tracked.in_long_line and offset == tracked.offset:
             state["in_long_line"] = True
-        return checkpoint_name(tracked.path), state
+        return state
 
     def _read(self, tracked: _Tracked, final: bool) -> Iterator[Batch]:
         try:
@@ -288,10 +295,9 @@ class FileTailer:
                 for event in held:
                     event.setdefault("log", {})["file"] = {"path": tracked.path}
                 self.counters["events"] += len(held)
-                yield Batch(events=held, checkpoint=(checkpoint_name(tracked.path), {
-                    "path": os.path.abspath(tracked.path), "dev": tracked.dev,
-                    "inode": tracked.inode, "generation": tracked.generation,
-                    "offset": tracked.offset, "line": tracked.line}))
+                yield Batch(events=held, checkpoint=(checkpoint_name(tracked.path),
+                                                     self._state(tracked, tracked.offset,
+                                                                 tracked.line)))
 
     def _skip_long_line(self, tracked: _Tracked) -> bool:
         """Skip the rest of an over-long line whose head was handed out; False while
