@@ -333,13 +333,14 @@ class ElasticStore(Store):
         return f"{self.prefix}-events-*"
 
     def _req(self, method: str, path: str, body: Any = None, *,
-             params: Mapping[str, Any] | None = None, retry: bool = True) -> Any:
+             params: Mapping[str, Any] | None = None, retry: bool = True,
+             ndjson: bool = False) -> Any:
         try:
             if retry:
                 return self.client.request_retrying(
-                    method, path, body, params=params, attempts=self.attempts,
+                    method, path, body, params=params, ndjson=ndjson, attempts=self.attempts,
                     base_delay=self.retry_delay, max_delay=self.max_retry_delay)
-            return self.client.request(method, path, body, params=params)
+            return self.client.request(method, path, body, params=params, ndjson=ndjson)
         except ClusterError as exc:
             raise self._translate(exc) from None
 
@@ -950,12 +951,7 @@ class ElasticStore(Store):
             for query in chunk:
                 payload += header + b"\n" + orjson.dumps(self._dsl_body(query, page_size, None)) \
                     + b"\n"
-            try:
-                answer = self.client.request_retrying(
-                    "POST", "/_msearch", bytes(payload), ndjson=True, attempts=self.attempts,
-                    base_delay=self.retry_delay, max_delay=self.max_retry_delay)
-            except ClusterError as exc:
-                raise self._translate(exc) from None
+            answer = self._req("POST", "/_msearch", bytes(payload), ndjson=True)
             for number, (query, response) in enumerate(zip(chunk, answer["responses"],
                                                            strict=True), start):
                 if "error" in response:
@@ -1902,12 +1898,7 @@ class ElasticStore(Store):
             count += 1
         if not count:
             return 0
-        try:
-            answer = self.client.request_retrying(
-                "POST", "/_bulk", bytes(payload), ndjson=True, attempts=self.attempts,
-                base_delay=self.retry_delay, max_delay=self.max_retry_delay)
-        except ClusterError as exc:
-            raise self._translate(exc) from None
+        answer = self._req("POST", "/_bulk", bytes(payload), ndjson=True)
         if answer.get("errors"):
             failed = [i for i in answer["items"] if int(i["create"]["status"]) >= 300]
             raise StoreError(f"{len(failed)} dead letters could not be stored: "
