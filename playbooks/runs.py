@@ -131,9 +131,12 @@ class RunRepository:
 
     def create(self, run: Run) -> None:
         self.save(run)
+        def add(index: Any) -> list[str]:
+            ids = list(index or [])
+            return ids if run.id in ids else [*ids, run.id]
+
         # one atomic change: two processes adding runs at once keep both ids
-        self.store.update_setting(INDEX_KEY, lambda index: list(index or []) if run.id in (
-            index or []) else [*(index or []), run.id])
+        self.store.update_setting(INDEX_KEY, add)
 
     def get(self, run_id: str) -> Run:
         doc = self.store.get_setting(RUN_KEY.format(run_id))
