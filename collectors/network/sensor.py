@@ -77,7 +77,8 @@ PROBE_PACKETS = 16
 DNS_PORTS = frozenset({53, 5353, 5355})
 SSH_PORTS = frozenset({22, 2222})
 #: reasons that describe traffic out of scope rather than damage; counted, not rejected
-OUT_OF_SCOPE = frozenset({"unsupported_ethertype", "unsupported_ip_protocol"})
+OUT_OF_SCOPE = frozenset({"unsupported_ethertype", "unsupported_ip_protocol",
+                          *QUIC_OUT_OF_SCOPE})
 MAX_DEAD_LETTERS_PER_REASON = 100
 TRANSPORTS = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "ipv6-icmp",
               47: "gre", 50: "esp", 51: "ah", 132: "sctp", 2: "igmp", 89: "ospf"}
@@ -259,7 +260,7 @@ class NetworkSensor:
         return events, rejected
 
     def _undecodable(self, reason: str, data: bytes) -> None:
-        if reason in OUT_OF_SCOPE:
+        if reason in OUT_OF_SCOPE:  # ARP and the like, often: no position text made
             self.problems[reason] += 1
             return
         self.reject(reason, f"packet {self.packets}", data)
@@ -267,9 +268,11 @@ class NetworkSensor:
     def reject(self, reason: str, position: str, raw: bytes, detail: str = "", *,
                counted: bool = False) -> None:
         """Count a problem (unless the caller ``counted`` it) and keep the first few
-        of each kind as dead letters."""
+        of each kind as dead letters; traffic out of scope is only counted."""
         if not counted:
             self.problems[reason] += 1
+        if reason in OUT_OF_SCOPE:
+            return
         count = self.problems[reason]
         if count <= MAX_DEAD_LETTERS_PER_REASON:
             text = f"{reason}: {detail}" if detail else reason
@@ -1142,10 +1145,7 @@ class QuicApp:
 
     def _report_issues(self, sensor: NetworkSensor, position: str, raw: bytes) -> None:
         for reason, detail in self.conn.issues:
-            if reason in QUIC_OUT_OF_SCOPE:
-                sensor.problems[reason] += 1
-            else:
-                sensor.reject(reason, position, raw, detail)
+            sensor.reject(reason, position, raw, detail)
         self.conn.issues.clear()
 
     def close(self, sensor: NetworkSensor, flow: Flow) -> None:
