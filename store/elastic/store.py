@@ -945,8 +945,9 @@ class ElasticStore(Store):
         prepared = [caseless_dsl(q) if case_insensitive else q for q in queries]
         header = orjson.dumps({"index": self._events, "ignore_unavailable": True,
                                "allow_no_indices": True})
-        for start in range(0, len(prepared), max(1, at_once)):
-            chunk = prepared[start:start + max(1, at_once)]
+        step = max(1, at_once)
+        for start in range(0, len(prepared), step):
+            chunk = prepared[start:start + step]
             payload = bytearray()
             for query in chunk:
                 payload += header + b"\n" + orjson.dumps(self._dsl_body(query, page_size, None)) \
