@@ -1,0 +1,13 @@
+//! Windows EVTX records to ECS events, compiled over the evtx crate.
+//!
+//! The pure-Python reference of everything here lives in `collectors/`; the
+//! collector uses this module when it is installed, and tests hold the two to
+//! each other over the corpora.
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn govsoc_evtx(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,2 +1,0 @@
-# Type stubs of the compiled accelerators; each function's Python reference is named.
-__version__: str
