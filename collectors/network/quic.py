@@ -17,8 +17,10 @@ sensor can read the hellos the way Zeek and Suricata do:
   ClientHello spans several packets, and Chrome splits and reorders it), and hand
   the complete hello messages to :mod:`collectors.network.tls`'s parsers.
 
-Versions 1 and 2 are decrypted; IETF drafts, mvfst, Google QUIC and greased
-versions are recognised and named (Zeek's ``quic.log`` names) but not decrypted.
+Versions 1 and 2 and IETF drafts 23 to 34 (what deployed clients spoke before
+RFC 9000; draft-29 lingers in C2 frameworks built on old QUIC libraries) are
+decrypted; older drafts, mvfst, Google QUIC and greased versions are recognised
+and named (Zeek's ``quic.log`` names) but not decrypted.
 
 Bad input costs one counted reason (:data:`REASONS`), never an exception out of
 :meth:`QuicConnection.datagram`; memory per connection is bounded by
@@ -90,11 +92,25 @@ class VersionSchedule:
     retry: int
 
 
+def _schedule_v1_style(salt: str) -> VersionSchedule:
+    return VersionSchedule(bytes.fromhex(salt), b"quic", initial=0, zero_rtt=1, handshake=2,
+                           retry=3)
+
+
+_V1 = _schedule_v1_style("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+#: IETF drafts 23-28 and 29-32 (draft-ietf-quic-tls section 5.2 of each): their own
+#: salts, otherwise version 1's labels and packet types; drafts 33 and 34 use
+#: version 1's salt. Earlier drafts changed more than the salt and are only named.
+_DRAFT_23 = _schedule_v1_style("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
+_DRAFT_29 = _schedule_v1_style("afbfec289993d24c9e9786f19c6111e04390a899")
+
 SCHEDULES = {
-    QUIC_V1: VersionSchedule(bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a"),
-                             b"quic", initial=0, zero_rtt=1, handshake=2, retry=3),
+    QUIC_V1: _V1,
     QUIC_V2: VersionSchedule(bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9"),
                              b"quicv2", initial=1, zero_rtt=2, handshake=3, retry=0),
+    **{0xFF000000 | draft: _DRAFT_23 for draft in range(23, 29)},
+    **{0xFF000000 | draft: _DRAFT_29 for draft in range(29, 33)},
+    **{0xFF000000 | draft: _V1 for draft in (33, 34)},
 }
 
 

@@ -9,6 +9,8 @@ against the RFC's own protected packet first).
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
+from scapy.utils import wrpcap
 
 from collectors.network.quic import (
     MAX_CRYPTO_BYTES,
@@ -349,13 +352,40 @@ def test_coalesced_initial_and_handshake_packets_in_one_datagram():
 
 
 def test_unsupported_version_is_counted_not_rejected_and_still_reported():
-    draft29 = bytearray(protect(CLIENT_PAYLOAD))
-    draft29[1:5] = (0xFF00001D).to_bytes(4, "big")
-    sensor, events = sense([(True, bytes(draft29))])
+    draft22 = bytearray(protect(CLIENT_PAYLOAD))
+    draft22[1:5] = (0xFF000016).to_bytes(4, "big")
+    sensor, events = sense([(True, bytes(draft22))])
     assert sensor.problems["quic_unsupported_version"] == 1
     assert not sensor.rejected
-    assert [e["quic"]["version"] for e in events] == ["draft-29"]
+    assert [e["quic"]["version"] for e in events] == ["draft-22"]
     assert "tls" not in events[0]
+
+
+DRAFTS = [0xFF000000 | d for d in (23, 27, 28, 29, 32, 33, 34)]
+
+
+@pytest.mark.parametrize("version", DRAFTS, ids=version_name)
+def test_draft_versions_are_decrypted(version):
+    sensor, events = sense([(True, protect(CLIENT_PAYLOAD, version=version))])
+    assert not sensor.problems
+    assert [(e["quic"]["version"], e["tls"]["client"]["server_name"]) for e in events] == \
+        [(version_name(version), "example.com")]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_draft_salts_agree_with_tshark(tmp_path):
+    """Wireshark derives each draft's Initial keys on its own: it reads the
+    ClientHello of the packets protected here with our salts."""
+    path = tmp_path / "drafts.pcap"
+    # one connection each: its own ports and connection ID
+    wrpcap(str(path), [Ether(udp_frame(protect(CLIENT_PAYLOAD, version=v, dcid=bytes([i]) * 8,
+                                               key_dcid=bytes([i]) * 8), sport=40000 + i))
+                       for i, v in enumerate(DRAFTS)])
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-e", "quic.version",
+                          "-e", "tls.handshake.extensions_server_name"],
+                         capture_output=True, text=True, check=True).stdout
+    assert [line.split("\t") for line in out.splitlines()] == \
+        [[f"0x{v:08x}", "example.com"] for v in DRAFTS]
 
 
 def test_udp_that_only_resembles_a_long_header_is_not_examined():
