@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from hashlib import blake2b
+from itertools import islice
 from typing import Any, Protocol
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch, built_without_gc
@@ -49,6 +50,19 @@ class LineParser(Protocol):
     def __call__(self, text: str, line: RawLine) -> Event | list[Event] | None: ...
 
 
+class BulkLineReader(Protocol):
+    """What a :class:`LineParser` may offer as its ``bulk`` attribute: a compiled
+    reader of runs of lines, giving the very events :func:`line_batches` would
+    make of them with the parser (``event.id``, ``log.*`` included)."""
+
+    def take(self, lines: list[RawLine], start: int, room: int, events: list[Event],
+             id_prefix: bytes, path: str) -> int:
+        """Append the events of ``lines[start:]`` to ``events`` until ``room``
+        events were made or a line comes that the parser itself is to read;
+        the index of the first line not taken."""
+        ...
+
+
 def _finish(parse: LineParser) -> list[Event]:
     finish = getattr(parse, "finish", None)
     return list(finish()) if finish is not None else []
@@ -80,72 +94,39 @@ def _line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path
         counts.setdefault(key, 0)
     # event ids hash the source then the offset: the source part is made once
     id_prefix = source.encode("utf-8", "surrogatepass") + b"\x00"
-    file_path = path
+    bulk: BulkLineReader | None = getattr(parse, "bulk", None)
     batch = Batch()
-    events, rejected = batch.events, batch.rejected
-    append = events.append
     last: RawLine | None = None
     n_lines = n_events = 0
-    for line in lines:
-        last = line
-        n_lines += 1
-        event: Event | list[Event] | None = None
-        _number, offset, data, truncated, _consumed = line
-        if truncated:
-            counts["truncated"] += 1
-            counts["rejected"] += 1
-            rejected.append(DeadLetter(
-                path, f"line {line.number}", f"line longer than the limit of "
-                f"{len(data)} bytes (its first {len(data)} bytes are kept here)", data))
-        else:
-            try:
-                text, valid = data.decode("utf-8"), True
-            except UnicodeDecodeError:
-                text, valid = data.decode("utf-8", "backslashreplace"), False
-            try:
-                event = parse(text, line)
-            except RecordError as exc:
-                counts["rejected"] += 1
-                rejected.append(DeadLetter(path, f"line {line.number}", exc.reason, data))
-            except (ValueError, KeyError, IndexError, OverflowError) as exc:
-                counts["rejected"] += 1
-                rejected.append(DeadLetter(path, f"line {line.number}",
-                                           f"{type(exc).__name__}: {exc}", data))
-            if event is None:
-                if not rejected or rejected[-1].original is not data:
-                    counts["skipped"] += 1
-            elif type(event) is dict:
-                event["event"]["id"] = blake2b(b"%s%d" % (id_prefix, offset),
-                                               digest_size=16).hexdigest()
-                log = event.get("log")
-                if log is None:
-                    event["log"] = {"file": {"path": file_path}, "offset": offset}
+    if bulk is None:
+        for line in lines:
+            last = line
+            n_lines += 1
+            n_events += _take_line(line, parse, batch, counts, id_prefix, path)
+            if len(batch.events) + len(batch.rejected) >= batch_size:
+                yield _closed(batch, line, checkpoint, counts, n_lines, n_events)
+                batch, n_lines, n_events = Batch(), 0, 0
+    else:
+        for chunk in _chunks(lines):
+            i, end = 0, len(chunk)
+            while i < end:
+                # the compiled reader takes the lines it reads exactly as the parser
+                # would, and stops at the first one it leaves to the parser
+                taken = bulk.take(chunk, i, max(batch_size - len(batch), 1), batch.events,
+                                  id_prefix, path) - i
+                if taken:
+                    i += taken
+                    n_lines += taken
+                    n_events += taken
+                    last = chunk[i - 1]
                 else:
-                    log["file"] = {"path": file_path}
-                    log["offset"] = offset
-                if not valid:
-                    counts["invalid_utf8"] += 1
-                    event.setdefault("tags", []).append("invalid_utf8")
-                n_events += 1
-                append(event)
-            else:
-                assert isinstance(event, list)
-                for joined in event:
-                    _place(joined, path, None)
-                n_events += len(event)
-                events.extend(event)
-                if not valid:
-                    counts["invalid_utf8"] += 1
-        if len(events) + len(rejected) >= batch_size:
-            if checkpoint is not None:
-                batch.checkpoint = checkpoint(line)
-            counts["lines"] += n_lines
-            counts["events"] += n_events
-            n_lines = n_events = 0
-            yield batch
-            batch = Batch()
-            events, rejected = batch.events, batch.rejected
-            append = events.append
+                    last = chunk[i]
+                    i += 1
+                    n_lines += 1
+                    n_events += _take_line(last, parse, batch, counts, id_prefix, path)
+                if len(batch) >= batch_size:
+                    yield _closed(batch, last, checkpoint, counts, n_lines, n_events)
+                    batch, n_lines, n_events = Batch(), 0, 0
     counts["lines"] += n_lines
     counts["events"] += n_events
     if final:
@@ -160,6 +141,80 @@ def _line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path
         yield batch
     elif len(batch):
         yield batch
+
+
+def _closed(batch: Batch, last: RawLine,
+            checkpoint: Callable[[RawLine], tuple[str, dict[str, Any]]] | None,
+            counts: dict[str, int], n_lines: int, n_events: int) -> Batch:
+    """``batch`` made ready to hand out: its checkpoint after ``last``, and counted."""
+    if checkpoint is not None:
+        batch.checkpoint = checkpoint(last)
+    counts["lines"] += n_lines
+    counts["events"] += n_events
+    return batch
+
+
+def _chunks(lines: Iterable[RawLine], size: int = 2048) -> Iterator[list[RawLine]]:
+    if isinstance(lines, list):
+        yield lines
+        return
+    it = iter(lines)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _take_line(line: RawLine, parse: LineParser, batch: Batch, counts: dict[str, int],
+               id_prefix: bytes, path: str) -> int:
+    """Parse one line into ``batch`` (its event, or its dead letter); the number of
+    events it gave."""
+    event: Event | list[Event] | None = None
+    _number, offset, data, truncated, _consumed = line
+    rejected = batch.rejected
+    if truncated:
+        counts["truncated"] += 1
+        counts["rejected"] += 1
+        rejected.append(DeadLetter(
+            path, f"line {line.number}", f"line longer than the limit of "
+            f"{len(data)} bytes (its first {len(data)} bytes are kept here)", data))
+        return 0
+    try:
+        text, valid = data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        text, valid = data.decode("utf-8", "backslashreplace"), False
+    try:
+        event = parse(text, line)
+    except RecordError as exc:
+        counts["rejected"] += 1
+        rejected.append(DeadLetter(path, f"line {line.number}", exc.reason, data))
+    except (ValueError, KeyError, IndexError, OverflowError) as exc:
+        counts["rejected"] += 1
+        rejected.append(DeadLetter(path, f"line {line.number}",
+                                   f"{type(exc).__name__}: {exc}", data))
+    if event is None:
+        if not rejected or rejected[-1].original is not data:
+            counts["skipped"] += 1
+        return 0
+    if type(event) is dict:
+        event["event"]["id"] = blake2b(b"%s%d" % (id_prefix, offset),
+                                       digest_size=16).hexdigest()
+        log = event.get("log")
+        if log is None:
+            event["log"] = {"file": {"path": path}, "offset": offset}
+        else:
+            log["file"] = {"path": path}
+            log["offset"] = offset
+        if not valid:
+            counts["invalid_utf8"] += 1
+            event.setdefault("tags", []).append("invalid_utf8")
+        batch.events.append(event)
+        return 1
+    assert isinstance(event, list)
+    for joined in event:
+        _place(joined, path, None)
+    batch.events.extend(event)
+    if not valid:
+        counts["invalid_utf8"] += 1
+    return len(event)
 
 
 def _place(event: Event, path: str, offset: int | None) -> None:

@@ -14,6 +14,17 @@ Each kind is a line parser (see :mod:`collectors.textlog`):
 
 An access is ``event.category: web``, ``event.type: access``; the outcome is
 ``failure`` for status 400 and above (what the client asked for did not happen).
+
+Access logs have a compiled path (``govsoc_weblog``, built from ``native/weblog``;
+see :mod:`collectors.native`): :attr:`AccessLogParser.bulk` reads whole runs of
+lines of the plain shape (what :data:`_ACCESS_PLAIN` matches and
+:meth:`AccessLogParser._plain` reads) inside :func:`collectors.textlog.line_batches`,
+event id and ``log.*`` included, and hands every other line (escapes, invalid
+UTF-8, over-long lines, odd timestamps, non-ASCII digits or case mapping, anything
+else unusual) back to this parser. This Python code stays the reference: both
+paths give the same events, dead letters, counters and checkpoints
+(``tests/collectors/test_weblog_native.py`` holds them to it), and without the
+module or with ``GOVSOC_NATIVE=0`` only the Python path runs.
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from collectors.lines import RawLine
+from collectors.native import native_module
 from collectors.syslog_parse import zone
+from collectors.textlog import BulkLineReader
 from govsoc.errors import ParseError
 from govsoc.events import Event, format_timestamp
 
@@ -106,6 +119,10 @@ class AccessLogParser:
         # clients and targets repeat line after line: what they give is kept
         self._client_key: dict[str, str] = {}
         self._urls: dict[str, dict[str, Any]] = {}
+        native = native_module("weblog")
+        #: the compiled reader of plain lines (see the module's docstring), or None
+        self.bulk: BulkLineReader | None = (
+            native.AccessLines(server) if native is not None else None)
 
     def _timestamp(self, text: str) -> str:
         cached = self._stamp_cache.get(text)

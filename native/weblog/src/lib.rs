@@ -2,12 +2,258 @@
 //!
 //! The pure-Python reference of everything here lives in `collectors/`; the
 //! collector uses this module when it is installed, and tests hold the two to
-//! each other over the corpora.
+//! each other over the corpora. Only lines of the plain shape are read here
+//! (see `access`); every other line is handed back to the Python parser.
 
+mod access;
+
+use std::collections::HashMap;
+
+use blake2::digest::consts::U16;
+use blake2::{Blake2b, Digest};
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use access::{clf_timestamp, parse_plain, url_fields, Access};
+
+/// Entries kept in each cache before it is emptied (as the Python parser does).
+const CACHE_LIMIT: usize = 4096;
+
+/// `blake2b(prefix + decimal offset, digest_size=16).hexdigest()`: `event.id`.
+fn event_id(prefix: &[u8], offset: u64) -> [u8; 32] {
+    let mut hasher = Blake2b::<U16>::new();
+    hasher.update(prefix);
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = offset;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    hasher.update(&digits[at..]);
+    let digest = hasher.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, byte) in digest.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(byte >> 4)];
+        out[2 * i + 1] = HEX[usize::from(byte & 15)];
+    }
+    out
+}
+
+/// The compiled twin of `AccessLogParser._plain` and of the loop of
+/// `textlog.line_batches` over the lines it reads.
+#[pyclass(module = "govsoc_weblog", unsendable)]
+struct AccessLines {
+    dataset: Py<PyString>,
+    module: Py<PyString>,
+    /// the last timestamp text and its conversion (lines come in time order)
+    last_stamp: Option<(String, Py<PyString>)>,
+    stamps: HashMap<String, Py<PyString>>,
+}
+
+impl AccessLines {
+    fn timestamp<'py>(&mut self, py: Python<'py>, stamp: &str) -> Option<Bound<'py, PyString>> {
+        if let Some((text, value)) = &self.last_stamp {
+            if text == stamp {
+                return Some(value.bind(py).clone());
+            }
+        }
+        let value = match self.stamps.get(stamp) {
+            Some(value) => value.clone_ref(py),
+            None => {
+                let value: Py<PyString> = PyString::new(py, &clf_timestamp(stamp)?).unbind();
+                if self.stamps.len() >= CACHE_LIMIT {
+                    self.stamps.clear();
+                }
+                self.stamps.insert(stamp.to_owned(), value.clone_ref(py));
+                value
+            }
+        };
+        let bound = value.bind(py).clone();
+        self.last_stamp = Some((stamp.to_owned(), value));
+        Some(bound)
+    }
+
+    /// The event of a plain line, or None for a line Python is to read.
+    fn event<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(access) = parse_plain(text) else { return Ok(None) };
+        let Some(url) = url_fields(access.target) else { return Ok(None) };
+        let Some(timestamp) = self.timestamp(py, access.stamp) else { return Ok(None) };
+        let Access { client, client_is_ip, user, method, version, status, size, referrer, agent,
+                     .. } = access;
+
+        let fields = PyDict::new(py);
+        fields.set_item(intern!(py, "kind"), intern!(py, "event"))?;
+        fields.set_item(intern!(py, "dataset"), self.dataset.bind(py))?;
+        fields.set_item(intern!(py, "module"), self.module.bind(py))?;
+        fields.set_item(intern!(py, "category"), PyList::new(py, [intern!(py, "web")])?)?;
+        fields.set_item(intern!(py, "type"), PyList::new(py, [intern!(py, "access")])?)?;
+        fields.set_item(intern!(py, "original"), PyString::new(py, text))?;
+
+        let event = PyDict::new(py);
+        event.set_item(intern!(py, "@timestamp"), timestamp)?;
+        event.set_item(intern!(py, "event"), &fields)?;
+
+        let source = PyDict::new(py);
+        let address = PyString::new(py, client);
+        source.set_item(intern!(py, "address"), &address)?;
+        let key = if client_is_ip { intern!(py, "ip") } else { intern!(py, "domain") };
+        source.set_item(key, &address)?;
+        event.set_item(intern!(py, "source"), source)?;
+
+        let url_dict = PyDict::new(py);
+        url_dict.set_item(intern!(py, "original"), PyString::new(py, url.original))?;
+        if let Some(scheme) = &url.scheme {
+            url_dict.set_item(intern!(py, "scheme"), PyString::new(py, scheme))?;
+        }
+        if let Some(domain) = url.domain {
+            url_dict.set_item(intern!(py, "domain"), PyString::new(py, domain))?;
+        }
+        url_dict.set_item(intern!(py, "path"), PyString::new(py, url.path))?;
+        if let Some(query) = url.query {
+            url_dict.set_item(intern!(py, "query"), PyString::new(py, query))?;
+        }
+        if let Some(extension) = &url.extension {
+            url_dict.set_item(intern!(py, "extension"), PyString::new(py, extension))?;
+        }
+        event.set_item(intern!(py, "url"), url_dict)?;
+
+        let request = PyDict::new(py);
+        let upper;
+        let method = if method.bytes().all(|c| c.is_ascii_uppercase()) {
+            method
+        } else {
+            upper = method.to_ascii_uppercase();
+            &upper
+        };
+        let method_value = match method {
+            "GET" => intern!(py, "GET").clone(),
+            "POST" => intern!(py, "POST").clone(),
+            "HEAD" => intern!(py, "HEAD").clone(),
+            other => PyString::new(py, other),
+        };
+        request.set_item(intern!(py, "method"), method_value)?;
+        let http = PyDict::new(py);
+        http.set_item(intern!(py, "request"), &request)?;
+        let version_value = match version {
+            "1.1" => intern!(py, "1.1").clone(),
+            "1.0" => intern!(py, "1.0").clone(),
+            "2.0" => intern!(py, "2.0").clone(),
+            other => PyString::new(py, other),
+        };
+        http.set_item(intern!(py, "version"), version_value)?;
+        if status.is_some() || size.is_some() {
+            let response = PyDict::new(py);
+            if let Some(code) = status {
+                response.set_item(intern!(py, "status_code"), code)?;
+                let outcome = if code >= 400 { intern!(py, "failure") } else { intern!(py, "success") };
+                fields.set_item(intern!(py, "outcome"), outcome)?;
+            }
+            if let Some(bytes) = size {
+                response.set_item(intern!(py, "bytes"), bytes)?;
+            }
+            http.set_item(intern!(py, "response"), response)?;
+        }
+        if let Some(referrer) = referrer.filter(|r| !r.is_empty() && *r != "-") {
+            request.set_item(intern!(py, "referrer"), PyString::new(py, referrer))?;
+        }
+        event.set_item(intern!(py, "http"), http)?;
+        if user != "-" {
+            let name = PyDict::new(py);
+            name.set_item(intern!(py, "name"), PyString::new(py, user))?;
+            event.set_item(intern!(py, "user"), name)?;
+        }
+        if let Some(agent) = agent.filter(|a| !a.is_empty() && *a != "-") {
+            let user_agent = PyDict::new(py);
+            user_agent.set_item(intern!(py, "original"), PyString::new(py, agent))?;
+            event.set_item(intern!(py, "user_agent"), user_agent)?;
+        }
+        Ok(Some(event))
+    }
+}
+
+#[pymethods]
+impl AccessLines {
+    #[new]
+    fn new(py: Python<'_>, server: &str) -> PyResult<Self> {
+        if server != "apache" && server != "nginx" {
+            return Err(PyValueError::new_err(format!(
+                "unknown web server {server:?} (apache or nginx)"
+            )));
+        }
+        Ok(Self {
+            dataset: PyString::intern(py, &format!("{server}.access")).unbind(),
+            module: PyString::intern(py, server).unbind(),
+            last_stamp: None,
+            stamps: HashMap::new(),
+        })
+    }
+
+    /// `AccessLogParser._plain`'s event of ``text``, or None where the Python
+    /// parser is to read the line.
+    fn parse<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        self.event(py, text)
+    }
+
+    /// Reads ``lines[start:]`` (RawLine tuples) as `line_batches` would, appending
+    /// each event (with ``event.id``, ``log.file.path`` and ``log.offset``) to
+    /// ``events``, until ``room`` events were made or a line comes that Python is
+    /// to read (over-long, not UTF-8, not of the plain shape). Returns the index
+    /// of the first line not read.
+    #[allow(clippy::too_many_arguments)]
+    fn take(&mut self, py: Python<'_>, lines: &Bound<'_, PyList>, start: usize, room: usize,
+            events: &Bound<'_, PyList>, id_prefix: &[u8], path: &Bound<'_, PyString>)
+            -> PyResult<usize> {
+        let count = lines.len();
+        let mut index = start;
+        let mut made = 0;
+        while index < count && made < room {
+            let item = lines.get_item(index)?;
+            let line = item.cast::<PyTuple>()?;
+            if line.get_item(3)?.is_truthy()? {
+                break; // over-long: Python dead-letters it
+            }
+            let data = line.get_item(2)?;
+            let data = data.cast::<PyBytes>()?;
+            let Ok(text) = std::str::from_utf8(data.as_bytes()) else { break };
+            let Some(event) = self.event(py, text)? else { break };
+            let offset: u64 = line.get_item(1)?.extract()?;
+            let fields = event.get_item(intern!(py, "event"))?
+                .expect("every event has its event fields");
+            let id = event_id(id_prefix, offset);
+            let id = std::str::from_utf8(&id).expect("hex digits");
+            fields.set_item(intern!(py, "id"), PyString::new(py, id))?;
+            let file = PyDict::new(py);
+            file.set_item(intern!(py, "path"), path)?;
+            let log = PyDict::new(py);
+            log.set_item(intern!(py, "file"), file)?;
+            log.set_item(intern!(py, "offset"), offset)?;
+            event.set_item(intern!(py, "log"), log)?;
+            events.append(event)?;
+            made += 1;
+            index += 1;
+        }
+        Ok(index)
+    }
+}
+
+/// `blake2b(prefix + str(offset), digest_size=16).hexdigest()` (for tests).
+#[pyfunction]
+fn line_event_id(prefix: &[u8], offset: u64) -> String {
+    String::from_utf8(event_id(prefix, offset).to_vec()).expect("hex digits")
+}
 
 #[pymodule]
 fn govsoc_weblog(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<AccessLines>()?;
+    m.add_function(wrap_pyfunction!(line_event_id, m)?)?;
     Ok(())
 }
