@@ -3,10 +3,12 @@
 ``tail``: a synthetic Apache combined access log (``--lines``, generated once into
 ``--work-dir``) read to its end by :class:`collectors.tail.FileTailer` into ECS
 events, ``--runs`` times; the median lines/s (wall clock and CPU time of this
-process) is compared in the same run with two peers: a plain Python loop that
-only reads the lines, and a Python loop that reads them and runs one regex match
-per line (the least any Python parser must do). ``--store`` adds a run that also
-stores the events in a fresh SQLite store through the pipeline.
+process) of the compiled path (``govsoc_weblog``, when installed) and of the
+Python path (``GOVSOC_NATIVE=0``) is compared in the same run with two peers: a
+plain Python loop that only reads the lines, and a Python loop that reads them and
+runs one regex match per line (the least any Python parser must do). ``--store``
+adds a run that also stores the events in a fresh SQLite store through the
+pipeline.
 
 ``syslog``: a sender process paces RFC 3164 messages over UDP on loopback at
 ``--rate`` messages/s for ``--seconds``; the receiver (:class:`SyslogReceiver`)
@@ -88,6 +90,19 @@ def govsoc_tail(path: Path) -> int:
     return count
 
 
+def govsoc_tail_python(path: Path) -> int:
+    """:func:`govsoc_tail` on the Python path only."""
+    before = os.environ.get("GOVSOC_NATIVE")
+    os.environ["GOVSOC_NATIVE"] = "0"
+    try:
+        return govsoc_tail(path)
+    finally:
+        if before is None:
+            del os.environ["GOVSOC_NATIVE"]
+        else:
+            os.environ["GOVSOC_NATIVE"] = before
+
+
 def peer_read(path: Path) -> int:
     count = 0
     with open(path, "rb") as fh:
@@ -131,7 +146,12 @@ def bench_tail(args: argparse.Namespace) -> None:
         make_access_log(path, args.lines)
     print(f"access-log tailing: {args.lines:,} lines, {path.stat().st_size / 1e6:.0f} MB, "
           f"median of {args.runs} runs {load_note()}")
-    contenders = [("govsoc FileTailer → ECS events", govsoc_tail),
+    from collectors.native import native_module
+
+    compiled = "compiled path" if native_module("weblog") is not None else \
+        "compiled path NOT INSTALLED: Python"
+    contenders = [(f"govsoc FileTailer → ECS events ({compiled})", govsoc_tail),
+                  ("govsoc FileTailer → ECS events (Python path)", govsoc_tail_python),
                   ("peer: Python loop reading lines", peer_read),
                   ("peer: Python loop + one regex match per line", peer_regex)]
     if args.store:
@@ -141,7 +161,7 @@ def bench_tail(args: argparse.Namespace) -> None:
         count = runs[0][0]
         wall = statistics.median(r[1] for r in runs)
         cpu = statistics.median(r[2] for r in runs)
-        print(f"  {label:48s} {count / wall:>12,.0f} lines/s wall  "
+        print(f"  {label:56s} {count / wall:>12,.0f} lines/s wall  "
               f"{count / cpu:>12,.0f} lines/s CPU  ({count:,} lines)")
 
 
