@@ -71,8 +71,22 @@ fn is_ipv4(text: &[u8]) -> bool {
     parts == 4
 }
 
-/// `weblog._is_ip` for an ASCII client.
-fn is_ip(client: &[u8]) -> bool {
+/// `weblog._is_ip`; `None` where Python's Unicode `\d` would have its say (a
+/// client of digits, dots and non-ASCII characters that are no letters).
+fn is_ip(client: &str) -> Option<bool> {
+    if client.is_ascii() {
+        return Some(is_ascii_ip(client.as_bytes()));
+    }
+    // _IPV6 is ASCII-only; _IPV4 can only match digits and dots
+    if client.contains(':') || client.chars().any(|c| c.is_alphabetic()
+        || (c.is_ascii() && !c.is_ascii_digit() && c != '.'))
+    {
+        return Some(false);
+    }
+    None
+}
+
+fn is_ascii_ip(client: &[u8]) -> bool {
     if client.contains(&b':') {
         return client.iter().filter(|&&b| b == b':').count() >= 2
             && (2..=45).contains(&client.len())
@@ -89,9 +103,7 @@ pub fn parse_plain(line: &str) -> Option<Access<'_>> {
     }
     let client_end = token(line, 0)?;
     let client = &line[..client_end];
-    if !client.is_ascii() {
-        return None;
-    }
+    let client_is_ip = is_ip(client)?;
     let ident_end = token(line, client_end + 1)?;
     let user_start = ident_end + 1;
     let user_end = token(line, user_start)?;
@@ -213,7 +225,7 @@ pub fn parse_plain(line: &str) -> Option<Access<'_>> {
     }
     Some(Access {
         client,
-        client_is_ip: is_ip(client.as_bytes()),
+        client_is_ip,
         user: &line[user_start..user_end],
         stamp,
         method,

@@ -49,7 +49,7 @@ fn event_id(prefix: &[u8], offset: u64) -> [u8; 32] {
 
 /// The compiled twin of `AccessLogParser._plain` and of the loop of
 /// `textlog.line_batches` over the lines it reads.
-#[pyclass(module = "govsoc_weblog", unsendable)]
+#[pyclass(module = "govsoc_weblog")]
 struct AccessLines {
     dataset: Py<PyString>,
     module: Py<PyString>,
@@ -216,15 +216,16 @@ impl AccessLines {
         let mut made = 0;
         while index < count && made < room {
             let item = lines.get_item(index)?;
-            let line = item.cast::<PyTuple>()?;
-            if line.get_item(3)?.is_truthy()? {
+            // anything but a well-formed RawLine of an ordinary line is Python's
+            let Ok(line) = item.cast::<PyTuple>() else { break };
+            if line.len() < 4 || line.get_item(3)?.is_truthy()? {
                 break; // over-long: Python dead-letters it
             }
             let data = line.get_item(2)?;
-            let data = data.cast::<PyBytes>()?;
+            let Ok(data) = data.cast::<PyBytes>() else { break };
+            let Ok(offset) = line.get_item(1)?.extract::<u64>() else { break };
             let Ok(text) = std::str::from_utf8(data.as_bytes()) else { break };
             let Some(event) = self.event(py, text)? else { break };
-            let offset: u64 = line.get_item(1)?.extract()?;
             let fields = event.get_item(intern!(py, "event"))?
                 .expect("every event has its event fields");
             let id = event_id(id_prefix, offset);
