@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch
-from collectors.lines import DEFAULT_MAX_LINE_BYTES, RawLine, read_lines_bulk
+from collectors.lines import DEFAULT_MAX_LINE_BYTES, BlockLines, RawLine
 from collectors.logformats import (
     FORMATS,
     file_identity,
@@ -267,8 +267,8 @@ class FileTailer:
         if tracked.in_long_line and not self._skip_long_line(tracked):
             return
         tracked.fh.seek(tracked.offset)
-        lines = read_lines_bulk(tracked.fh, self.max_line_bytes, start_offset=tracked.offset,
-                                start_line=tracked.line + 1, final_partial=final)
+        lines = BlockLines(tracked.fh, self.max_line_bytes, start_offset=tracked.offset,
+                           start_line=tracked.line + 1, final_partial=final)
         read_any = False
         try:
             for batch in line_batches(lines, tracked.parser, tracked.source, tracked.path,

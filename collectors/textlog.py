@@ -15,7 +15,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch, built_without_gc
-from collectors.lines import RawLine
+from collectors.lines import BlockLines, LineBlock, RawLine
 from govsoc.errors import RecordError
 from govsoc.events import DeadLetter, Event
 
@@ -60,6 +60,14 @@ class BulkLineReader(Protocol):
         """Append the events of ``lines[start:]`` to ``events`` until ``room``
         events were made or a line comes that the parser itself is to read;
         the index of the first line not taken."""
+        ...
+
+    def take_block(self, data: bytes, start: int, offset: int, max_bytes: int, room: int,
+                   events: list[Event], id_prefix: bytes, path: str) -> tuple[int, int]:
+        """:meth:`take` over the lines of a :class:`~collectors.lines.LineBlock`'s
+        ``data`` from position ``start`` (the line there at file offset ``offset``),
+        stopping also at a line over ``max_bytes``; the position of the first line
+        not taken, and how many were."""
         ...
 
 
@@ -107,11 +115,37 @@ def _line_batches(lines: Iterable[RawLine], parse: LineParser, source: str, path
                 yield _closed(batch, line, checkpoint, counts, n_lines, n_events)
                 batch, n_lines, n_events = Batch(), 0, 0
     else:
-        for chunk in _chunks(lines):
+        # the compiled reader takes the lines it reads exactly as the parser would,
+        # and stops at the first one it leaves to the parser (or when the batch is full)
+        for chunk in _bulk_chunks(lines):
+            if isinstance(chunk, LineBlock):
+                data, number, offset = chunk.data, chunk.number, chunk.offset
+                pos, end = 0, data.rfind(b"\n") + 1
+                while pos < end:
+                    stop, taken = bulk.take_block(data, pos, offset, chunk.max_bytes,
+                                                  max(batch_size - len(batch), 1),
+                                                  batch.events, id_prefix, path)
+                    if taken:
+                        n_lines += taken
+                        n_events += taken
+                        number += taken
+                        start = max(data.rfind(b"\n", pos, stop - 1) + 1, pos)
+                        offset += stop - pos
+                        last = chunk.line(start, stop, number - 1, offset - (stop - start))
+                    else:
+                        stop = data.index(b"\n", pos) + 1
+                        last = chunk.line(pos, stop, number, offset)
+                        n_lines += 1
+                        n_events += _take_line(last, parse, batch, counts, id_prefix, path)
+                        number += 1
+                        offset += stop - pos
+                    pos = stop
+                    if len(batch) >= batch_size:
+                        yield _closed(batch, last, checkpoint, counts, n_lines, n_events)
+                        batch, n_lines, n_events = Batch(), 0, 0
+                continue
             i, end = 0, len(chunk)
             while i < end:
-                # the compiled reader takes the lines it reads exactly as the parser
-                # would, and stops at the first one it leaves to the parser
                 taken = bulk.take(chunk, i, max(batch_size - len(batch), 1), batch.events,
                                   id_prefix, path) - i
                 if taken:
@@ -154,9 +188,16 @@ def _closed(batch: Batch, last: RawLine,
     return batch
 
 
-def _chunks(lines: Iterable[RawLine], size: int = 2048) -> Iterator[list[RawLine]]:
+def _bulk_chunks(lines: Iterable[RawLine], size: int = 2048) -> Iterator[
+        LineBlock | list[RawLine]]:
+    """``lines`` in runs for a compiled reader: whole blocks where they come as
+    such (:class:`~collectors.lines.BlockLines`), else lists of lines."""
     if isinstance(lines, list):
         yield lines
+        return
+    if isinstance(lines, BlockLines):
+        for item in lines.blocks():
+            yield item if isinstance(item, LineBlock) else [item]
         return
     it = iter(lines)
     while chunk := list(islice(it, size)):

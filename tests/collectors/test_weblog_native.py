@@ -9,10 +9,11 @@ Events, dead letters, checkpoints and counters must be equal.
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from collectors.base import Batch
-from collectors.lines import read_lines
+from collectors.lines import BlockLines, RawLine, read_lines
 from collectors.logformats import read_log_file
 from collectors.native import native_module
 from collectors.tail import FileTailer
@@ -79,18 +80,18 @@ def ingest(path: Path, kind: str, **kwargs: Any) -> Callable[[], Any]:
 
 
 def batches_of(data: bytes, kind: str, batch_size: int, source: str = "src#1.0",
-               max_bytes: int = 1 << 20) -> Callable[[], Any]:
-    """``line_batches`` over ``data`` with a checkpoint after each batch."""
+               max_bytes: int = 1 << 20, block_bytes: int | None = None) -> Callable[[], Any]:
+    """``line_batches`` over ``data`` with a checkpoint after each batch (holding the
+    whole last line), the lines read one by one or, with ``block_bytes``, in
+    blocks (:class:`BlockLines`, which the compiled reader splits itself)."""
     def run() -> Any:
-        import io
-
         counters: dict[str, int] = {}
-        lines = read_lines(io.BytesIO(data), max_bytes)
+        stream = io.BytesIO(data)
+        lines: Iterable[RawLine] = read_lines(stream, max_bytes) if block_bytes is None \
+            else BlockLines(stream, max_bytes, block_bytes=block_bytes)
         batches = [view(b) for b in line_batches(
             lines, AccessLogParser(kind), source, "/var/log/web/access.log", batch_size,
-            checkpoint=lambda ln: ("pos", {"offset": ln.offset + ln.consumed,
-                                           "line": ln.number}),
-            counters=counters)]
+            checkpoint=lambda ln: ("pos", {"line": tuple(ln)}), counters=counters)]
         return batches, counters
     return run
 
@@ -249,12 +250,17 @@ def edge_case_log() -> bytes:
     return b"".join(out)
 
 
+READERS = [None, 1 << 20, 4096, 1000, 97]  # line by line, or blocks of so many bytes
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("batch_size", [1, 7, 2000])
+@pytest.mark.parametrize("block_bytes", READERS)
 def test_edge_cases_give_the_same_batches(monkeypatch: pytest.MonkeyPatch, kind: str,
-                                          batch_size: int) -> None:
+                                          batch_size: int, block_bytes: int | None) -> None:
     compiled, reference = both(monkeypatch, batches_of(edge_case_log(), kind, batch_size,
-                                                       max_bytes=4096))
+                                                       max_bytes=4096,
+                                                       block_bytes=block_bytes))
     assert_same(compiled, reference)
     counts = reference[1]
     assert counts["truncated"] > 0 and counts["invalid_utf8"] > 0 and counts["skipped"] > 0
@@ -343,11 +349,13 @@ def fuzzed_log(seed: int, count: int) -> tuple[bytes, int]:
     return b"\n".join(raws) + b"\n", taken
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_fuzzed_lines_give_the_same_batches(monkeypatch: pytest.MonkeyPatch,
-                                            seed: int) -> None:
+@pytest.mark.parametrize(("seed", "block_bytes"), [(1, None), (2, 1 << 20), (3, 5000),
+                                                   (4, 333)])
+def test_fuzzed_lines_give_the_same_batches(monkeypatch: pytest.MonkeyPatch, seed: int,
+                                            block_bytes: int | None) -> None:
     data, taken = fuzzed_log(seed, 8000)
-    compiled, reference = both(monkeypatch, batches_of(data, "apache", 64, max_bytes=300))
+    compiled, reference = both(monkeypatch, batches_of(data, "apache", 64, max_bytes=300,
+                                                       block_bytes=block_bytes))
     assert_same(compiled, reference)
     # both paths were exercised: the compiled one took many lines, Python the rest
     assert 2500 < taken < 7500, taken

@@ -226,23 +226,60 @@ impl AccessLines {
             let Ok(offset) = line.get_item(1)?.extract::<u64>() else { break };
             let Ok(text) = std::str::from_utf8(data.as_bytes()) else { break };
             let Some(event) = self.event(py, text)? else { break };
-            let fields = event.get_item(intern!(py, "event"))?
-                .expect("every event has its event fields");
-            let id = event_id(id_prefix, offset);
-            let id = std::str::from_utf8(&id).expect("hex digits");
-            fields.set_item(intern!(py, "id"), PyString::new(py, id))?;
-            let file = PyDict::new(py);
-            file.set_item(intern!(py, "path"), path)?;
-            let log = PyDict::new(py);
-            log.set_item(intern!(py, "file"), file)?;
-            log.set_item(intern!(py, "offset"), offset)?;
-            event.set_item(intern!(py, "log"), log)?;
+            place(py, &event, id_prefix, offset, path)?;
             events.append(event)?;
             made += 1;
             index += 1;
         }
         Ok(index)
     }
+
+    /// `take` over the lines of ``data`` (a ``LineBlock``'s) from position
+    /// ``start``, the line there being at file offset ``offset``; it stops as
+    /// well at a line longer than ``max_bytes`` and where no newline follows.
+    /// Returns the position of the first line not taken and how many were.
+    #[allow(clippy::too_many_arguments)]
+    fn take_block(&mut self, py: Python<'_>, data: &Bound<'_, PyBytes>, start: usize,
+                  offset: u64, max_bytes: usize, room: usize, events: &Bound<'_, PyList>,
+                  id_prefix: &[u8], path: &Bound<'_, PyString>) -> PyResult<(usize, usize)> {
+        let bytes = data.as_bytes();
+        let (mut pos, mut offset, mut made) = (start, offset, 0);
+        while made < room && pos < bytes.len() {
+            let Some(size) = memchr::memchr(b'\n', &bytes[pos..]) else { break };
+            if size > max_bytes {
+                break;
+            }
+            // as read_lines gives it: without its newline and trailing carriage returns
+            let mut line = &bytes[pos..pos + size];
+            while let [head @ .., b'\r'] = line {
+                line = head;
+            }
+            let Ok(text) = std::str::from_utf8(line) else { break };
+            let Some(event) = self.event(py, text)? else { break };
+            place(py, &event, id_prefix, offset, path)?;
+            events.append(event)?;
+            made += 1;
+            pos += size + 1;
+            offset += size as u64 + 1;
+        }
+        Ok((pos, made))
+    }
+}
+
+/// What `line_batches` adds to every event of a line: `event.id`, `log.file.path`
+/// and `log.offset`.
+fn place(py: Python<'_>, event: &Bound<'_, PyDict>, id_prefix: &[u8], offset: u64,
+         path: &Bound<'_, PyString>) -> PyResult<()> {
+    let fields = event.get_item(intern!(py, "event"))?.expect("every event has its event fields");
+    let id = event_id(id_prefix, offset);
+    let id = std::str::from_utf8(&id).expect("hex digits");
+    fields.set_item(intern!(py, "id"), PyString::new(py, id))?;
+    let file = PyDict::new(py);
+    file.set_item(intern!(py, "path"), path)?;
+    let log = PyDict::new(py);
+    log.set_item(intern!(py, "file"), file)?;
+    log.set_item(intern!(py, "offset"), offset)?;
+    event.set_item(intern!(py, "log"), log)
 }
 
 /// `blake2b(prefix + str(offset), digest_size=16).hexdigest()` (for tests).
