@@ -14,7 +14,11 @@ same run and interleaved:
 * ``bare+json``: the same plus ``orjson.loads`` of every record — what any Python
   consumer of the package pays at least;
 * ``govsoc``: :func:`collectors.evtx.read_evtx` — complete ECS events (winlog.*,
-  event data, ECS enrichment, deterministic ids, ``event.original``) in batches.
+  event data, ECS enrichment, deterministic ids, ``event.original``) in batches,
+  through the compiled module ``govsoc_evtx`` when it is installed (the run says
+  when it is not);
+* ``govsoc-py``: the same with ``GOVSOC_NATIVE=0``: the Python path (the
+  reference the compiled one is held to).
 
 Medians of ``--repeat`` runs.
 
@@ -43,6 +47,10 @@ mode, passes = sys.argv[1], int(sys.argv[2])
 files = [line for line in sys.stdin.read().splitlines() if line]
 import evtx, orjson
 from collectors.evtx import read_evtx
+from collectors.native import native_module
+if mode == "govsoc" and native_module("evtx") is None:
+    print("note: govsoc_evtx is not installed; 'govsoc' measures the Python path",
+          file=sys.stderr)
 records = 0
 started, cpu_started = time.perf_counter(), time.process_time()
 for _ in range(passes):
@@ -104,11 +112,14 @@ def count_records(files: list[str]) -> int:
 
 def run(mode: str, files: list[str], passes: int,
         cpu: int) -> tuple[int, float, float, int]:
+    env = dict(os.environ, GOVSOC_NATIVE="0" if mode == "govsoc-py" else "1")
     proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(passes), str(cpu)],
                           input="\n".join(files), capture_output=True, text=True,
-                          cwd=REPO, check=False)
+                          cwd=REPO, check=False, env=env)
     if proc.returncode != 0:
         sys.exit(f"{mode} failed: {proc.stderr[-2000:]}")
+    if proc.stderr.strip():
+        print(proc.stderr.strip(), file=sys.stderr)
     records, elapsed, cpu_seconds, rss = proc.stdout.split()
     return int(records), float(elapsed), float(cpu_seconds), int(rss)
 
@@ -137,7 +148,7 @@ def measure(label: str, files: list[str], args: argparse.Namespace) -> None:
     passes = max(1, math.ceil(args.records / per_pass))
     print(f"\n{label}: {len(files)} files, {per_pass:,} records per pass; {passes} passes "
           f"= {passes * per_pass:,} records per run; CPU {args.cpu}; {args.repeat} runs")
-    modes = ("bare", "bare+json", "govsoc")
+    modes = ("bare", "bare+json", "govsoc", "govsoc-py")
     rates: dict[str, list[float]] = {m: [] for m in modes}
     cpu_rates: dict[str, list[float]] = {m: [] for m in modes}
     peaks: dict[str, list[int]] = {m: [] for m in modes}
@@ -157,6 +168,8 @@ def measure(label: str, files: list[str], args: argparse.Namespace) -> None:
         print(f"{mode:<10} {median:>17,.0f} {min(cpu_rates[mode]):>9,.0f} "
               f"{max(cpu_rates[mode]):>9,.0f} {statistics.median(rates[mode]):>18,.0f} "
               f"{max(peaks[mode]) / 1024:>13.1f} {median / bare:>8.2f}")
+    compiled, python = (statistics.median(cpu_rates[m]) for m in ("govsoc", "govsoc-py"))
+    print(f"govsoc / govsoc-py: {compiled / python:.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,24 @@ Records are read with the Rust-backed ``evtx`` package (JSON rendering, parsed
 with orjson); the mapping to ``winlog.*`` and ECS lives in
 :mod:`collectors.windows`.
 
+Two paths, one result. When the compiled module ``govsoc_evtx`` (``native/evtx``,
+over the same ``evtx`` crate) is installed and not turned off with
+``GOVSOC_NATIVE=0``, it reads the file's chunks as the package does, renders each
+record to the same JSON text (``event.original``, byte for byte) and builds the
+event dict itself, field for field, key order included, as
+:func:`~collectors.windows.winlog.winlog_event` and
+:func:`~collectors.windows.ecs.enrich` would, without the parsed record's Python
+objects in between (``bench/bench_evtx.py`` measures both paths). The Python path
+stays the reference and the fallback, and the compiled path leans on it for what
+is rare: a record whose mapping meets anything it is not sure to
+answer as Python does (floats, non-ASCII case rules, nested element JSON, records
+Python would reject) comes back as its JSON text and is mapped here; at the first
+parser error the package's own iterator takes over after the records already
+read, so dead letters, their positions and texts stay the package's; a damaged
+file header goes the Python recovery way from the start. Batches, checkpoints and
+counts are cut by the same rules on both paths (``tests/collectors/
+test_evtx_native.py`` holds them equal over the corpus).
+
 Damaged files: a chunk the parser rejects becomes one dead letter (reason from
 the parser, the chunk's bytes as the original) and reading goes on with the next
 chunk; a trailing partial chunk (a file cut short by a copy) becomes a dead
@@ -37,6 +55,7 @@ import evtx
 import orjson
 
 from collectors.base import DEFAULT_BATCH_SIZE, Batch, built_without_gc
+from collectors.native import native_module
 from collectors.windows.ecs import enrich
 from collectors.windows.winlog import winlog_event
 from govsoc.errors import RecordError
@@ -149,7 +168,11 @@ class _FileReader:
             except OSError as error:
                 self._reject(f"cannot read EVTX file: {error.strerror or error}", "file", b"")
         else:
-            yield from self._read_records(parser.records_json(), locate=True)
+            native = _native_records(self.path)
+            if native is not None:
+                yield from self._read_native(native, parser)
+            else:
+                yield from self._read_records(parser.records_json(), locate=True)
             # the file is opened again only when its length shows a partial chunk
             if size > HEADER_BLOCK and (size - HEADER_BLOCK) % CHUNK_SIZE:
                 try:
@@ -159,6 +182,26 @@ class _FileReader:
                     pass
         if len(self.batch) or self.stats.records == 0:
             yield self._take()
+
+    def _read_native(self, native: Any, parser: Any) -> Iterator[Batch]:
+        """Read with the compiled module: the same runs, batches and events as
+        :meth:`_read_until_error`; a record it hands back is mapped here, and after a
+        parser error the package's own iterator goes on past the records read."""
+        while True:
+            taken, record_id, handed_back = native.read(self.batch.events, self._run_length())
+            if handed_back is not None:
+                self._map([{"data": handed_back, "event_record_id": record_id}])
+            elif record_id is not None:
+                self.last_record_id = record_id
+            if self._full():
+                yield self._take()
+            if not taken:
+                break
+        if native.failed:
+            records = parser.records_json()
+            for _ in range(native.consumed):
+                next(records)
+            yield from self._read_records(records, locate=True)
 
     def _read_records(self, records: Iterator[Any], locate: bool) -> Iterator[Batch]:
         consecutive = 0
@@ -307,6 +350,17 @@ class _FileReader:
             offset += CHUNK_SIZE
         if not found:
             self._reject("no EVTX chunks found: not an EVTX file", "file", b"")
+
+
+def _native_records(path: str) -> Any:
+    """The compiled reader of ``path``, or None for the Python path."""
+    module = native_module("evtx")
+    if module is None:
+        return None
+    try:
+        return module.EvtxRecords(path)
+    except (RuntimeError, OSError, ValueError):
+        return None
 
 
 def _header_size(header: bytes) -> int:
