@@ -5,6 +5,13 @@ The line-based collectors (auth, web, syslog files, auditd) read lines with
 :func:`line_batches` sets what every line event shares (``event.id`` from the
 source and byte offset, ``log.file.path``, ``log.offset``), counts what happened
 and dead-letters the lines that cannot be read, naming the file and line.
+
+A parser may offer a compiled reader of whole runs of lines as its ``bulk``
+attribute (:class:`BulkLineReader`; the access-log parser does when
+``govsoc_weblog`` is installed): :func:`line_batches` then hands it lists of lines,
+or whole unsplit blocks when the lines come as :class:`~collectors.lines.BlockLines`,
+and reads with the parser only the lines the compiled reader leaves, one by one.
+Batches, dead letters, counters and checkpoints are the same either way.
 """
 
 from __future__ import annotations

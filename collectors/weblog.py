@@ -120,9 +120,11 @@ class AccessLogParser:
         self._client_key: dict[str, str] = {}
         self._urls: dict[str, dict[str, Any]] = {}
         native = native_module("weblog")
-        #: the compiled reader of plain lines (see the module's docstring), or None
+        #: the compiled reader of plain lines (see the module's docstring), or None;
+        #: a subclass reads with its own code
         self.bulk: BulkLineReader | None = (
-            native.AccessLines(server) if native is not None else None)
+            native.AccessLines(server)
+            if native is not None and type(self) is AccessLogParser else None)
 
     def _timestamp(self, text: str) -> str:
         cached = self._stamp_cache.get(text)

@@ -224,6 +224,62 @@ def test_each_line_reads_the_same(kind: str) -> None:
     assert taken > 0.6 * plain, (taken, plain)
 
 
+def line_with(stamp: str = "10/Oct/2024:13:55:36 +0700", target: str = "/") -> str:
+    return f'198.51.100.7 - - [{stamp}] "GET {target} HTTP/1.1" 200 5 "-" "curl/8.4.0"'
+
+
+def compare_lines(lines: list[str]) -> tuple[int, int]:
+    """Each line through the compiled reader and the Python parser: (lines the
+    compiled reader read, lines the Python parser read); they must agree."""
+    assert native is not None
+    compiled = native.AccessLines("apache")
+    python = AccessLogParser("apache")
+    python.bulk = None
+    taken = accepted = 0
+    for text in lines:
+        try:
+            want = python(text)
+            accepted += 1
+        except (ParseError, ValueError, OverflowError):
+            want = None
+        got = compiled.parse(text)
+        if got is not None:
+            taken += 1
+            assert got == want, text
+    return taken, accepted
+
+
+def test_timestamps_convert_alike() -> None:
+    rng = random.Random(21)
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+              "Dec", "jan", "Fex"]
+    stamps = []
+    for _ in range(6000):
+        year = rng.choice([1, 2, 999, 1000, 1582, 1900, 1970, 2000, 2024, 2100, 9999,
+                           rng.randint(0, 9999)])
+        stamp = (f"{rng.randint(0, 32):0{rng.choice([1, 2])}d}/{rng.choice(months)}/"
+                 f"{year:04d}:{rng.randint(0, 24):02d}:{rng.randint(0, 60):02d}:"
+                 f"{rng.randint(0, 60):02d}")
+        if rng.random() < 0.9:
+            hours = rng.choice([0, 1, 7, 12, 14, 99, rng.randint(0, 99)])
+            stamp += f" {rng.choice('+-')}{hours:02d}{rng.choice([0, 30, 45, 59, 99]):02d}"
+        stamps.append(stamp)
+    taken, accepted = compare_lines([line_with(stamp=s) for s in stamps])
+    # a quarter of the years are before 1000, which Python spells unpadded: its own
+    assert taken > 0.65 * accepted > 1000
+
+
+def test_request_targets_split_alike() -> None:
+    rng = random.Random(22)
+    pieces = ["/", "/", ".", "?", "#", ":", "://", "a", "B", "%2F", "é", "İ", "ß", "php", "JS",
+              "http", "HTTPS", "x.y", "&", "=", "..", "~"]
+    targets = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 9)))
+               for _ in range(8000)]
+    taken, accepted = compare_lines([line_with(target=t) for t in targets])
+    # a non-ASCII scheme or extension is lower-cased by Python alone
+    assert taken > 0.85 * accepted > 6000
+
+
 def test_unknown_server_is_refused() -> None:
     assert native is not None
     with pytest.raises(ValueError, match="apache or nginx"):

@@ -78,8 +78,10 @@ fn is_ip(client: &str) -> Option<bool> {
         return Some(is_ascii_ip(client.as_bytes()));
     }
     // _IPV6 is ASCII-only; _IPV4 can only match digits and dots
-    if client.contains(':') || client.chars().any(|c| c.is_alphabetic()
-        || (c.is_ascii() && !c.is_ascii_digit() && c != '.'))
+    if client.contains(':')
+        || client
+            .chars()
+            .any(|c| c.is_alphabetic() || (c.is_ascii() && !c.is_ascii_digit() && c != '.'))
     {
         return Some(false);
     }
@@ -90,7 +92,9 @@ fn is_ascii_ip(client: &[u8]) -> bool {
     if client.contains(&b':') {
         return client.iter().filter(|&&b| b == b':').count() >= 2
             && (2..=45).contains(&client.len())
-            && client.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+            && client
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
     is_ipv4(client)
 }
@@ -197,7 +201,11 @@ pub fn parse_plain(line: &str) -> Option<Access<'_>> {
         if pos - size_start > 18 {
             return None;
         }
-        Some(b[size_start..pos].iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+        Some(
+            b[size_start..pos]
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+        )
     } else {
         match b.get(pos) {
             Some(b'-') => {
@@ -290,12 +298,18 @@ pub fn url_fields(target: &str) -> Option<Url<'_>> {
             }
         }
     }
-    Some(Url { original: target, scheme, domain, path, query, extension })
+    Some(Url {
+        original: target,
+        scheme,
+        domain,
+        path,
+        query,
+        extension,
+    })
 }
 
 const MONTHS: [&[u8; 3]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-    b"Dec",
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 /// Days from 1970-01-01 to a civil date (proleptic Gregorian).
@@ -331,8 +345,11 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 fn number(digits: &[u8]) -> Option<i64> {
-    all_ascii_digits(digits)
-        .then(|| digits.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    all_ascii_digits(digits).then(|| {
+        digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'))
+    })
 }
 
 /// `AccessLogParser._timestamp`: `10/Oct/2000:13:55:36 -0700` →
@@ -347,8 +364,7 @@ pub fn clf_timestamp(stamp: &str) -> Option<String> {
     }
     let day = number(&b[..slash])?;
     let rest = &b[slash + 1..];
-    if rest.len() < 17 || rest[3] != b'/' || rest[8] != b':' || rest[11] != b':'
-        || rest[14] != b':'
+    if rest.len() < 17 || rest[3] != b'/' || rest[8] != b':' || rest[11] != b':' || rest[14] != b':'
     {
         return None;
     }
@@ -361,17 +377,25 @@ pub fn clf_timestamp(stamp: &str) -> Option<String> {
         [] => 0,
         [b' ', sign @ (b'+' | b'-'), zone @ ..] if zone.len() == 4 => {
             let seconds = (number(&zone[..2])? * 60 + number(&zone[2..])?) * 60;
-            if *sign == b'+' { seconds } else { -seconds }
+            if *sign == b'+' {
+                seconds
+            } else {
+                -seconds
+            }
         }
         _ => return None,
     };
-    if year < 1 || day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59
+    if year < 1
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
         || second > 59
     {
         return None;
     }
-    let moment = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
-        - offset;
+    let moment =
+        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     let days = moment.div_euclid(86_400);
     let clock = moment.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

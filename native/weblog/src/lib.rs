@@ -83,18 +83,40 @@ impl AccessLines {
 
     /// The event of a plain line, or None for a line Python is to read.
     fn event<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(access) = parse_plain(text) else { return Ok(None) };
-        let Some(url) = url_fields(access.target) else { return Ok(None) };
-        let Some(timestamp) = self.timestamp(py, access.stamp) else { return Ok(None) };
-        let Access { client, client_is_ip, user, method, version, status, size, referrer, agent,
-                     .. } = access;
+        let Some(access) = parse_plain(text) else {
+            return Ok(None);
+        };
+        let Some(url) = url_fields(access.target) else {
+            return Ok(None);
+        };
+        let Some(timestamp) = self.timestamp(py, access.stamp) else {
+            return Ok(None);
+        };
+        let Access {
+            client,
+            client_is_ip,
+            user,
+            method,
+            version,
+            status,
+            size,
+            referrer,
+            agent,
+            ..
+        } = access;
 
         let fields = PyDict::new(py);
         fields.set_item(intern!(py, "kind"), intern!(py, "event"))?;
         fields.set_item(intern!(py, "dataset"), self.dataset.bind(py))?;
         fields.set_item(intern!(py, "module"), self.module.bind(py))?;
-        fields.set_item(intern!(py, "category"), PyList::new(py, [intern!(py, "web")])?)?;
-        fields.set_item(intern!(py, "type"), PyList::new(py, [intern!(py, "access")])?)?;
+        fields.set_item(
+            intern!(py, "category"),
+            PyList::new(py, [intern!(py, "web")])?,
+        )?;
+        fields.set_item(
+            intern!(py, "type"),
+            PyList::new(py, [intern!(py, "access")])?,
+        )?;
         fields.set_item(intern!(py, "original"), PyString::new(py, text))?;
 
         let event = PyDict::new(py);
@@ -104,7 +126,11 @@ impl AccessLines {
         let source = PyDict::new(py);
         let address = PyString::new(py, client);
         source.set_item(intern!(py, "address"), &address)?;
-        let key = if client_is_ip { intern!(py, "ip") } else { intern!(py, "domain") };
+        let key = if client_is_ip {
+            intern!(py, "ip")
+        } else {
+            intern!(py, "domain")
+        };
         source.set_item(key, &address)?;
         event.set_item(intern!(py, "source"), source)?;
 
@@ -153,7 +179,11 @@ impl AccessLines {
             let response = PyDict::new(py);
             if let Some(code) = status {
                 response.set_item(intern!(py, "status_code"), code)?;
-                let outcome = if code >= 400 { intern!(py, "failure") } else { intern!(py, "success") };
+                let outcome = if code >= 400 {
+                    intern!(py, "failure")
+                } else {
+                    intern!(py, "success")
+                };
                 fields.set_item(intern!(py, "outcome"), outcome)?;
             }
             if let Some(bytes) = size {
@@ -208,24 +238,41 @@ impl AccessLines {
     /// to read (over-long, not UTF-8, not of the plain shape). Returns the index
     /// of the first line not read.
     #[allow(clippy::too_many_arguments)]
-    fn take(&mut self, py: Python<'_>, lines: &Bound<'_, PyList>, start: usize, room: usize,
-            events: &Bound<'_, PyList>, id_prefix: &[u8], path: &Bound<'_, PyString>)
-            -> PyResult<usize> {
+    fn take(
+        &mut self,
+        py: Python<'_>,
+        lines: &Bound<'_, PyList>,
+        start: usize,
+        room: usize,
+        events: &Bound<'_, PyList>,
+        id_prefix: &[u8],
+        path: &Bound<'_, PyString>,
+    ) -> PyResult<usize> {
         let count = lines.len();
         let mut index = start;
         let mut made = 0;
         while index < count && made < room {
             let item = lines.get_item(index)?;
             // anything but a well-formed RawLine of an ordinary line is Python's
-            let Ok(line) = item.cast::<PyTuple>() else { break };
+            let Ok(line) = item.cast::<PyTuple>() else {
+                break;
+            };
             if line.len() < 4 || line.get_item(3)?.is_truthy()? {
                 break; // over-long: Python dead-letters it
             }
             let data = line.get_item(2)?;
-            let Ok(data) = data.cast::<PyBytes>() else { break };
-            let Ok(offset) = line.get_item(1)?.extract::<u64>() else { break };
-            let Ok(text) = std::str::from_utf8(data.as_bytes()) else { break };
-            let Some(event) = self.event(py, text)? else { break };
+            let Ok(data) = data.cast::<PyBytes>() else {
+                break;
+            };
+            let Ok(offset) = line.get_item(1)?.extract::<u64>() else {
+                break;
+            };
+            let Ok(text) = std::str::from_utf8(data.as_bytes()) else {
+                break;
+            };
+            let Some(event) = self.event(py, text)? else {
+                break;
+            };
             place(py, &event, id_prefix, offset, path)?;
             events.append(event)?;
             made += 1;
@@ -239,13 +286,24 @@ impl AccessLines {
     /// well at a line longer than ``max_bytes`` and where no newline follows.
     /// Returns the position of the first line not taken and how many were.
     #[allow(clippy::too_many_arguments)]
-    fn take_block(&mut self, py: Python<'_>, data: &Bound<'_, PyBytes>, start: usize,
-                  offset: u64, max_bytes: usize, room: usize, events: &Bound<'_, PyList>,
-                  id_prefix: &[u8], path: &Bound<'_, PyString>) -> PyResult<(usize, usize)> {
+    fn take_block(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyBytes>,
+        start: usize,
+        offset: u64,
+        max_bytes: usize,
+        room: usize,
+        events: &Bound<'_, PyList>,
+        id_prefix: &[u8],
+        path: &Bound<'_, PyString>,
+    ) -> PyResult<(usize, usize)> {
         let bytes = data.as_bytes();
         let (mut pos, mut offset, mut made) = (start, offset, 0);
         while made < room && pos < bytes.len() {
-            let Some(size) = memchr::memchr(b'\n', &bytes[pos..]) else { break };
+            let Some(size) = memchr::memchr(b'\n', &bytes[pos..]) else {
+                break;
+            };
             if size > max_bytes {
                 break;
             }
@@ -254,8 +312,12 @@ impl AccessLines {
             while let [head @ .., b'\r'] = line {
                 line = head;
             }
-            let Ok(text) = std::str::from_utf8(line) else { break };
-            let Some(event) = self.event(py, text)? else { break };
+            let Ok(text) = std::str::from_utf8(line) else {
+                break;
+            };
+            let Some(event) = self.event(py, text)? else {
+                break;
+            };
             place(py, &event, id_prefix, offset, path)?;
             events.append(event)?;
             made += 1;
@@ -268,9 +330,16 @@ impl AccessLines {
 
 /// What `line_batches` adds to every event of a line: `event.id`, `log.file.path`
 /// and `log.offset`.
-fn place(py: Python<'_>, event: &Bound<'_, PyDict>, id_prefix: &[u8], offset: u64,
-         path: &Bound<'_, PyString>) -> PyResult<()> {
-    let fields = event.get_item(intern!(py, "event"))?.expect("every event has its event fields");
+fn place(
+    py: Python<'_>,
+    event: &Bound<'_, PyDict>,
+    id_prefix: &[u8],
+    offset: u64,
+    path: &Bound<'_, PyString>,
+) -> PyResult<()> {
+    let fields = event
+        .get_item(intern!(py, "event"))?
+        .expect("every event has its event fields");
     let id = event_id(id_prefix, offset);
     let id = std::str::from_utf8(&id).expect("hex digits");
     fields.set_item(intern!(py, "id"), PyString::new(py, id))?;
