@@ -10,6 +10,7 @@ Events, dead letters, checkpoints and counters must be equal.
 from __future__ import annotations
 
 import io
+import json
 import random
 import threading
 import time
@@ -101,6 +102,8 @@ def assert_same(compiled: Any, reference: Any) -> None:
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want, strict=True)):
         assert a["events"] == b["events"], f"batch {i}: events differ"
+        # down to the order of the fields (what a stored document's text shows)
+        assert [json.dumps(e) for e in a["events"]] == [json.dumps(e) for e in b["events"]]
         assert a["rejected"] == b["rejected"], f"batch {i}: dead letters differ"
         assert a["checkpoint"] == b["checkpoint"], f"batch {i}: checkpoints differ"
         assert a == b
@@ -323,7 +326,7 @@ def test_edge_cases_give_the_same_batches(monkeypatch: pytest.MonkeyPatch, kind:
     assert counts["rejected"] > counts["truncated"] and counts["events"] > 100
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [*KINDS, "access"])
 def test_tailing_edge_cases_gives_the_same_batches(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path, kind: str) -> None:
     log = tmp_path / "access.log"
@@ -567,6 +570,29 @@ def test_corpus_logs_of_other_kinds_are_refused_alike(monkeypatch: pytest.Monkey
     for log in others:
         compiled, reference = both(monkeypatch, ingest(log, "apache"))
         assert_same(compiled, reference)
+
+
+def test_events_share_no_mutable_object(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    # few distinct values: whatever could be cached and shared would be
+    log.write_bytes(b"\n".join([BASE.encode()] * 300 + [line_with().encode()] * 300) + b"\n")
+    events = [e for b in FileTailer([str(log)], "apache", follow=False).batches()
+              for e in b.events]
+    assert len(events) == 600
+    seen: set[int] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict | list):
+            assert id(value) not in seen, "two events share a mutable object"
+            seen.add(id(value))
+            for item in value.values() if isinstance(value, dict) else value:
+                walk(item)
+
+    for event in events:
+        walk(event)
+    events[0]["event"]["category"].append("x")
+    events[0]["url"]["path"] = "/changed"
+    assert events[1]["event"]["category"] == ["web"] and events[1]["url"]["path"] != "/changed"
 
 
 def test_checkpoints_are_equal_after_every_batch(monkeypatch: pytest.MonkeyPatch,
