@@ -25,6 +25,8 @@ Rotation:
   dropped from the watch list with a counted error and a dead letter that says
   how far it was read.
 
+Lines are read a block at a time (:class:`~collectors.lines.BlockLines`: the
+compiled access-log reader splits the blocks itself, see :mod:`collectors.weblog`).
 A line longer than the limit becomes one dead letter holding its head. When the
 end of the file is reached inside it (the writer has not finished it), the
 checkpoint says so (``"in_long_line": true``) and the rest is skipped as it

@@ -204,7 +204,12 @@ def _bulk_chunks(lines: Iterable[RawLine], size: int = 2048) -> Iterator[
         return
     if isinstance(lines, BlockLines):
         for item in lines.blocks():
-            yield item if isinstance(item, LineBlock) else [item]
+            if not isinstance(item, LineBlock):
+                yield [item]
+            elif type(item.data) is bytes and item.offset >= 0 and item.max_bytes >= 0:
+                yield item
+            else:  # what the compiled reader does not take as a block
+                yield list(item.lines())
         return
     it = iter(lines)
     while chunk := list(islice(it, size)):

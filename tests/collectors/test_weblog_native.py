@@ -572,6 +572,33 @@ def test_corpus_logs_of_other_kinds_are_refused_alike(monkeypatch: pytest.Monkey
         assert_same(compiled, reference)
 
 
+class _ByteArrayStream(io.BytesIO):
+    """A stream whose reads give bytearrays (as some file-like objects do)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return bytearray(super().read(size))  # type: ignore[return-value]
+
+
+def test_odd_streams_and_limits_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = edge_case_log()
+
+    def run(stream_type: type[io.BytesIO], max_bytes: int) -> Callable[[], Any]:
+        def inner() -> Any:
+            counters: dict[str, int] = {}
+            lines = BlockLines(stream_type(data), max_bytes, start_offset=5, start_line=3,
+                               block_bytes=512)
+            return [view(b) for b in line_batches(
+                lines, AccessLogParser("apache"), "s", "/p", 40,
+                checkpoint=lambda ln: ("pos", {"line": tuple(ln)}), counters=counters)], \
+                counters
+        return inner
+
+    for stream_type, max_bytes in ((_ByteArrayStream, 4096), (io.BytesIO, 0),
+                                   (io.BytesIO, 180)):
+        compiled, reference = both(monkeypatch, run(stream_type, max_bytes))
+        assert_same(compiled, reference)
+
+
 def test_events_share_no_mutable_object(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     # few distinct values: whatever could be cached and shared would be
