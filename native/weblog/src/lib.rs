@@ -56,6 +56,67 @@ struct AccessLines {
     /// the last timestamp text and its conversion (lines come in time order)
     last_stamp: Option<(String, Py<PyString>)>,
     stamps: HashMap<String, Py<PyString>>,
+    /// request targets repeat line after line: their `url.*` strings are kept
+    urls: HashMap<Box<str>, UrlStrings>,
+    /// `http.response.status_code` values (ints are immutable: shared, as small ints are)
+    statuses: Vec<Option<Py<PyAny>>>,
+}
+
+/// The `url.*` strings of one request target.
+struct UrlStrings {
+    original: Py<PyString>,
+    scheme: Option<Py<PyString>>,
+    domain: Option<Py<PyString>>,
+    path: Py<PyString>,
+    query: Option<Py<PyString>>,
+    extension: Option<Py<PyString>>,
+}
+
+impl UrlStrings {
+    fn new(py: Python<'_>, target: &str) -> Option<Self> {
+        let url = url_fields(target)?;
+        let text = |value: &str| PyString::new(py, value).unbind();
+        Some(Self {
+            original: text(url.original),
+            scheme: url.scheme.as_deref().map(text),
+            domain: url.domain.map(text),
+            path: text(url.path),
+            query: url.query.map(text),
+            extension: url.extension.as_deref().map(text),
+        })
+    }
+
+    /// A new `url` dict (each event has its own) of the shared strings.
+    fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let url = PyDict::new(py);
+        url.set_item(intern!(py, "original"), self.original.bind(py))?;
+        if let Some(scheme) = &self.scheme {
+            url.set_item(intern!(py, "scheme"), scheme.bind(py))?;
+        }
+        if let Some(domain) = &self.domain {
+            url.set_item(intern!(py, "domain"), domain.bind(py))?;
+        }
+        url.set_item(intern!(py, "path"), self.path.bind(py))?;
+        if let Some(query) = &self.query {
+            url.set_item(intern!(py, "query"), query.bind(py))?;
+        }
+        if let Some(extension) = &self.extension {
+            url.set_item(intern!(py, "extension"), extension.bind(py))?;
+        }
+        Ok(url)
+    }
+}
+
+/// A dict with room for `size` items from the start (no resizing on the way).
+fn presized_dict(py: Python<'_>, size: isize) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: _PyDict_NewPresized gives a new reference to a dict, or NULL with
+    // the exception set
+    unsafe {
+        Ok(
+            Bound::from_owned_ptr_or_err(py, pyo3::ffi::_PyDict_NewPresized(size))?
+                .cast_into_unchecked(),
+        )
+    }
 }
 
 impl AccessLines {
@@ -81,15 +142,42 @@ impl AccessLines {
         Some(bound)
     }
 
-    /// The event of a plain line, or None for a line Python is to read.
-    fn event<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+    fn url<'py>(&mut self, py: Python<'py>, target: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        if let Some(strings) = self.urls.get(target) {
+            return strings.dict(py).map(Some);
+        }
+        let Some(strings) = UrlStrings::new(py, target) else {
+            return Ok(None);
+        };
+        let url = strings.dict(py)?;
+        if self.urls.len() >= CACHE_LIMIT {
+            self.urls.clear();
+        }
+        self.urls.insert(target.into(), strings);
+        Ok(Some(url))
+    }
+
+    fn status<'py>(&mut self, py: Python<'py>, code: u16) -> Bound<'py, PyAny> {
+        let slot = &mut self.statuses[usize::from(code)];
+        slot.get_or_insert_with(|| code.into_pyobject(py).expect("an int").into_any().unbind())
+            .bind(py)
+            .clone()
+    }
+
+    /// The event of a plain line and its `event` fields, or None for a line
+    /// Python is to read.
+    fn event<'py>(
+        &mut self,
+        py: Python<'py>,
+        text: &str,
+    ) -> PyResult<Option<(Bound<'py, PyDict>, Bound<'py, PyDict>)>> {
         let Some(access) = parse_plain(text) else {
             return Ok(None);
         };
-        let Some(url) = url_fields(access.target) else {
+        let Some(timestamp) = self.timestamp(py, access.stamp) else {
             return Ok(None);
         };
-        let Some(timestamp) = self.timestamp(py, access.stamp) else {
+        let Some(url) = self.url(py, access.target)? else {
             return Ok(None);
         };
         let Access {
@@ -105,7 +193,8 @@ impl AccessLines {
             ..
         } = access;
 
-        let fields = PyDict::new(py);
+        // with outcome and id, and with the fields line_batches adds
+        let fields = presized_dict(py, 8)?;
         fields.set_item(intern!(py, "kind"), intern!(py, "event"))?;
         fields.set_item(intern!(py, "dataset"), self.dataset.bind(py))?;
         fields.set_item(intern!(py, "module"), self.module.bind(py))?;
@@ -119,7 +208,7 @@ impl AccessLines {
         )?;
         fields.set_item(intern!(py, "original"), PyString::new(py, text))?;
 
-        let event = PyDict::new(py);
+        let event = presized_dict(py, 8)?;
         event.set_item(intern!(py, "@timestamp"), timestamp)?;
         event.set_item(intern!(py, "event"), &fields)?;
 
@@ -134,22 +223,7 @@ impl AccessLines {
         source.set_item(key, &address)?;
         event.set_item(intern!(py, "source"), source)?;
 
-        let url_dict = PyDict::new(py);
-        url_dict.set_item(intern!(py, "original"), PyString::new(py, url.original))?;
-        if let Some(scheme) = &url.scheme {
-            url_dict.set_item(intern!(py, "scheme"), PyString::new(py, scheme))?;
-        }
-        if let Some(domain) = url.domain {
-            url_dict.set_item(intern!(py, "domain"), PyString::new(py, domain))?;
-        }
-        url_dict.set_item(intern!(py, "path"), PyString::new(py, url.path))?;
-        if let Some(query) = url.query {
-            url_dict.set_item(intern!(py, "query"), PyString::new(py, query))?;
-        }
-        if let Some(extension) = &url.extension {
-            url_dict.set_item(intern!(py, "extension"), PyString::new(py, extension))?;
-        }
-        event.set_item(intern!(py, "url"), url_dict)?;
+        event.set_item(intern!(py, "url"), url)?;
 
         let request = PyDict::new(py);
         let upper;
@@ -178,7 +252,7 @@ impl AccessLines {
         if status.is_some() || size.is_some() {
             let response = PyDict::new(py);
             if let Some(code) = status {
-                response.set_item(intern!(py, "status_code"), code)?;
+                response.set_item(intern!(py, "status_code"), self.status(py, code))?;
                 let outcome = if code >= 400 {
                     intern!(py, "failure")
                 } else {
@@ -205,7 +279,7 @@ impl AccessLines {
             user_agent.set_item(intern!(py, "original"), PyString::new(py, agent))?;
             event.set_item(intern!(py, "user_agent"), user_agent)?;
         }
-        Ok(Some(event))
+        Ok(Some((event, fields)))
     }
 }
 
@@ -223,13 +297,15 @@ impl AccessLines {
             module: PyString::intern(py, server).unbind(),
             last_stamp: None,
             stamps: HashMap::new(),
+            urls: HashMap::new(),
+            statuses: (0..1000).map(|_| None).collect(),
         })
     }
 
     /// `AccessLogParser._plain`'s event of ``text``, or None where the Python
     /// parser is to read the line.
     fn parse<'py>(&mut self, py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        self.event(py, text)
+        Ok(self.event(py, text)?.map(|(event, _)| event))
     }
 
     /// Reads ``lines[start:]`` (RawLine tuples) as `line_batches` would, appending
@@ -270,10 +346,10 @@ impl AccessLines {
             let Ok(text) = std::str::from_utf8(data.as_bytes()) else {
                 break;
             };
-            let Some(event) = self.event(py, text)? else {
+            let Some((event, fields)) = self.event(py, text)? else {
                 break;
             };
-            place(py, &event, id_prefix, offset, path)?;
+            place(py, &event, &fields, id_prefix, offset, path)?;
             events.append(event)?;
             made += 1;
             index += 1;
@@ -315,10 +391,10 @@ impl AccessLines {
             let Ok(text) = std::str::from_utf8(line) else {
                 break;
             };
-            let Some(event) = self.event(py, text)? else {
+            let Some((event, fields)) = self.event(py, text)? else {
                 break;
             };
-            place(py, &event, id_prefix, offset, path)?;
+            place(py, &event, &fields, id_prefix, offset, path)?;
             events.append(event)?;
             made += 1;
             pos += size + 1;
@@ -333,13 +409,11 @@ impl AccessLines {
 fn place(
     py: Python<'_>,
     event: &Bound<'_, PyDict>,
+    fields: &Bound<'_, PyDict>,
     id_prefix: &[u8],
     offset: u64,
     path: &Bound<'_, PyString>,
 ) -> PyResult<()> {
-    let fields = event
-        .get_item(intern!(py, "event"))?
-        .expect("every event has its event fields");
     let id = event_id(id_prefix, offset);
     let id = std::str::from_utf8(&id).expect("hex digits");
     fields.set_item(intern!(py, "id"), PyString::new(py, id))?;
