@@ -79,6 +79,11 @@ _ACCESS_PLAIN = re.compile(
     r'"([A-Za-z]+) ([^ "]+) HTTP/(\d(?:\.\d)?)" (\d{3}|-) (\d+|-)(?: "([^"]*)" "([^"]*)")?')
 
 
+#: the longest client or request target kept in a parser's caches: what repeats is
+#: short, and 4,096 kept megabyte-long lines would hold gigabytes
+_CACHED_TEXT = 1024
+
+
 def _is_ip(text: str) -> bool:
     if ":" in text:
         return text.count(":") >= 2 and _IPV6.match(text) is not None
@@ -233,16 +238,18 @@ class AccessLogParser:
             key = self._client_key.get(client)
             if key is None:
                 key = "ip" if _is_ip(client) else "domain"
-                if len(self._client_key) >= 4096:
-                    self._client_key.clear()
-                self._client_key[client] = key
+                if len(client) <= _CACHED_TEXT:
+                    if len(self._client_key) >= 4096:
+                        self._client_key.clear()
+                    self._client_key[client] = key
         url = self._urls.get(target)
         if url is None:
             url = {}
             _url_fields(target, url)
-            if len(self._urls) >= 4096:
-                self._urls.clear()
-            self._urls[target] = url
+            if len(target) <= _CACHED_TEXT:
+                if len(self._urls) >= 4096:
+                    self._urls.clear()
+                self._urls[target] = url
         event: Event = {"@timestamp": timestamp, "event": fields,
                         "source": {"address": client, key: client}, "url": dict(url)}
         request: dict[str, Any] = {"method": method.upper()}

@@ -283,6 +283,25 @@ def test_request_targets_split_alike() -> None:
     assert taken > 0.85 * accepted > 6000
 
 
+def test_long_lines_are_not_kept_by_the_parser() -> None:
+    import tracemalloc
+
+    python = AccessLogParser("apache")
+    python.bulk = None
+    tracemalloc.start()
+    try:
+        for i in range(200):  # 200 distinct 100 kB targets and clients
+            client = f"{i}.example.org" + "x" * 100_000
+            event = python(line_with(target=f"/{i}/" + "a" * 100_000).replace(
+                "198.51.100.7", client, 1))
+            assert event is not None
+            del event
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 5_000_000, held
+
+
 def test_unknown_server_is_refused() -> None:
     assert native is not None
     with pytest.raises(ValueError, match="apache or nginx"):

@@ -20,6 +20,9 @@ use access::{clf_timestamp, parse_plain, url_fields, Access};
 
 /// Entries kept in each cache before it is emptied (as the Python parser does).
 const CACHE_LIMIT: usize = 4096;
+/// The longest request target kept (in bytes): what repeats is short, and 4,096
+/// kept megabyte-long lines would hold gigabytes.
+const CACHED_TEXT: usize = 1024;
 
 /// `blake2b(prefix + decimal offset, digest_size=16).hexdigest()`: `event.id`.
 fn event_id(prefix: &[u8], offset: u64) -> [u8; 32] {
@@ -150,10 +153,12 @@ impl AccessLines {
             return Ok(None);
         };
         let url = strings.dict(py)?;
-        if self.urls.len() >= CACHE_LIMIT {
-            self.urls.clear();
+        if target.len() <= CACHED_TEXT {
+            if self.urls.len() >= CACHE_LIMIT {
+                self.urls.clear();
+            }
+            self.urls.insert(target.into(), strings);
         }
-        self.urls.insert(target.into(), strings);
         Ok(Some(url))
     }
 
