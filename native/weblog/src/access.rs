@@ -429,6 +429,74 @@ mod tests {
         assert_eq!(a.agent, Some("x y"));
     }
 
+    /// A line with the given fields (kept for the test's life).
+    fn line(client: &str, user: &str, request: &str, rest: &str) -> &'static str {
+        let text = format!("{client} - {user} [10/Oct/2000:13:55:36 -0700] \"{request}\" {rest}");
+        Box::leak(text.into_boxed_str())
+    }
+
+    #[test]
+    fn clients() {
+        let client = |c: &str| parse_plain(line(c, "-", "GET / HTTP/1.1", "200 1"));
+        assert!(client("2001:db8::1").unwrap().client_is_ip);
+        assert!(!client("a:b").unwrap().client_is_ip);
+        assert!(!client("01.2.3.4").unwrap().client_is_ip);
+        assert!(!client("256.1.1.1").unwrap().client_is_ip);
+        assert!(!client("bücher.example").unwrap().client_is_ip);
+        // digits Python's \d reads and Rust does not: Python's call
+        assert_eq!(client("\u{661}.2.3.4"), None);
+    }
+
+    #[test]
+    fn python_whitespace_ends_no_token_but_a_space_does() {
+        assert_eq!(
+            parse_plain(line("1.2.3.4", "a\u{a0}b", "GET / HTTP/1.1", "200 1")),
+            None
+        );
+        assert_eq!(
+            parse_plain(line("1.2.3.4", "a\u{1c}b", "GET / HTTP/1.1", "200 1")),
+            None
+        );
+        let a = parse_plain(line("1.2.3.4", "nguyễn", "GET / HTTP/1.1", "200 1")).unwrap();
+        assert_eq!(a.user, "nguyễn");
+    }
+
+    #[test]
+    fn status_size_and_tail() {
+        let rest = |r: &str| parse_plain(line("1.2.3.4", "-", "GET / HTTP/1.1", r));
+        assert_eq!(rest("- -").unwrap().status, None);
+        assert_eq!(rest("2000 1"), None);
+        assert_eq!(
+            rest("200 999999999999999999").unwrap().size,
+            Some(999_999_999_999_999_999)
+        );
+        assert_eq!(rest("200 9999999999999999999"), None); // a Python big int
+        assert_eq!(rest("200 12\u{663}"), None);
+        let a = rest("200 1 \"r\" \"a").unwrap();
+        assert_eq!((a.referrer, a.agent), (None, None));
+        let a = rest("200 1 \"\" \"\" \"x\"").unwrap();
+        assert_eq!((a.referrer, a.agent), (Some(""), Some("")));
+    }
+
+    #[test]
+    fn requests() {
+        let request = |r: &str| parse_plain(line("1.2.3.4", "-", r, "200 1"));
+        assert_eq!(request("GET / HTTP/1.").map(|a| a.version), None);
+        assert_eq!(request("GET / HTTP/2").unwrap().version, "2");
+        assert_eq!(request("GET / HTTP/1.1x"), None);
+        assert_eq!(request("G3T / HTTP/1.1"), None);
+        assert_eq!(request("GET /a\\b HTTP/1.1"), None);
+    }
+
+    #[test]
+    fn event_ids_are_blake2b_of_16_bytes() {
+        // hashlib.blake2b(b"abc\x001234", digest_size=16).hexdigest()
+        assert_eq!(
+            &crate::event_id(b"abc\x00", 1234),
+            b"4f2ad899df1ec7ecbaa1fce6a133df76"
+        );
+    }
+
     #[test]
     fn timestamps() {
         assert_eq!(
