@@ -283,16 +283,23 @@ def test_request_targets_split_alike() -> None:
     assert taken > 0.85 * accepted > 6000
 
 
-def test_long_lines_are_not_kept_by_the_parser() -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_long_lines_are_not_kept_by_the_parser(compiled: bool) -> None:
     import tracemalloc
 
-    python = AccessLogParser("apache")
-    python.bulk = None
-    tracemalloc.start()
+    assert native is not None
+    parse: Callable[[str], Any]
+    if compiled:
+        parse = native.AccessLines("apache").parse
+    else:
+        python = AccessLogParser("apache")
+        python.bulk = None
+        parse = python
+    tracemalloc.start()  # sees the Python strings either path makes
     try:
         for i in range(200):  # 200 distinct 100 kB targets and clients
             client = f"{i}.example.org" + "x" * 100_000
-            event = python(line_with(target=f"/{i}/" + "a" * 100_000).replace(
+            event = parse(line_with(target=f"/{i}/" + "a" * 100_000).replace(
                 "198.51.100.7", client, 1))
             assert event is not None
             del event
