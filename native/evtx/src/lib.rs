@@ -30,9 +30,80 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::pytext::{py_lower, Fallback, R};
+use std::hash::Hasher;
+
 use crate::tree::{obj_to_py, Strings, V};
 
 type Blake2b128 = Blake2b<U16>;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What the events of one (computer, channel) share: the dataset and the start
+/// of the bytes their ids hash.
+struct Source {
+    computer: String,
+    channel: String,
+    dataset: Py<PyString>,
+    /// blake2b over `evtx:<computer>:<channel>\0` (lower-cased)
+    prefix: Blake2b128,
+    /// `evtx:<computer>:<channel>\0content:` (lower-cased)
+    content_prefix: String,
+}
+
+const SOURCE_SLOTS: usize = 64;
+
+// The state kept from record to record, and from file to file (field names,
+// channels): one per thread, as the interpreter is. Never dropped: it lives as
+// long as the module.
+thread_local! {
+    static CONTEXT: std::mem::ManuallyDrop<std::cell::RefCell<Context>> =
+        std::mem::ManuallyDrop::new(std::cell::RefCell::new(Context::new()));
+}
+
+/// Runs `f` with the thread's context (a fresh one when it is in use: a
+/// finalizer run by the collector in the middle of a record may map another).
+fn with_context<T>(f: impl FnOnce(&mut Context) -> T) -> T {
+    CONTEXT.with(|context| match context.try_borrow_mut() {
+        Ok(mut shared) => f(&mut shared),
+        Err(_) => f(&mut Context::new()),
+    })
+}
+
+/// String objects and sources.
+struct Context {
+    strings: Strings,
+    sources: Vec<Option<Source>>,
+}
+
+impl Context {
+    fn new() -> Self {
+        Context { strings: Strings::default(), sources: (0..SOURCE_SLOTS).map(|_| None).collect() }
+    }
+
+    fn source(&mut self, py: Python<'_>, computer: &str, channel: &str) -> R<&Source> {
+        let mut hasher = tree::FxHasher::default();
+        hasher.write(computer.as_bytes());
+        hasher.write(b"\x00");
+        hasher.write(channel.as_bytes());
+        let slot = hasher.finish() as usize % SOURCE_SLOTS;
+        let known = matches!(&self.sources[slot],
+                             Some(s) if s.computer == computer && s.channel == channel);
+        if !known {
+            let lowered = format!("evtx:{}:{}\x00", py_lower(computer)?, py_lower(channel)?);
+            let mut prefix = Blake2b128::new();
+            prefix.update(lowered.as_bytes());
+            self.sources[slot] = Some(Source {
+                computer: computer.to_owned(),
+                channel: channel.to_owned(),
+                dataset: PyString::new(py, &winlog::dataset_for_channel(channel)?).unbind(),
+                prefix,
+                content_prefix: format!("{lowered}content:"),
+            });
+        }
+        self.sources[slot].as_ref().ok_or(Fallback)
+    }
+}
 
 fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -44,57 +115,42 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `collectors.windows.winlog.record_identity`
-fn record_identity(computer: &str, channel: &str, record_id: &str, timestamp: &str)
-                   -> R<String> {
-    let mut hasher = Blake2b128::new();
-    hasher.update(b"evtx:");
-    hasher.update(py_lower(computer)?.as_bytes());
-    hasher.update(b":");
-    hasher.update(py_lower(channel)?.as_bytes());
-    hasher.update(b"\x00");
-    hasher.update(record_id.as_bytes());
-    hasher.update(b"@");
-    // the time cut to milliseconds (the timestamp is ASCII here)
-    hasher.update(&timestamp.as_bytes()[..23.min(timestamp.len())]);
-    Ok(hex(&hasher.finalize()))
-}
-
-/// `collectors.windows.winlog.content_identity`
-fn content_identity(computer: &str, channel: &str, content: &str) -> R<String> {
-    let digest = hex(&Blake2b128::digest(content.as_bytes()));
-    let mut hasher = Blake2b128::new();
-    hasher.update(b"evtx:");
-    hasher.update(py_lower(computer)?.as_bytes());
-    hasher.update(b":");
-    hasher.update(py_lower(channel)?.as_bytes());
-    hasher.update(b"\x00content:");
-    hasher.update(digest.as_bytes());
-    Ok(hex(&hasher.finalize()))
-}
-
 /// The event of one record's JSON text, or `None` when Python is to map it.
 fn map_record<'py>(py: Python<'py>, text: &str, original: Bound<'py, PyString>,
-                   strings: &mut Strings) -> PyResult<Option<Bound<'py, PyDict>>> {
+                   context: &mut Context) -> PyResult<Option<Bound<'py, PyDict>>> {
     let Some(value) = json::parse(text) else { return Ok(None) };
-    match build(value, text) {
+    match build(py, value, text, context) {
         Ok(mut event) => {
             event.sub("event").set("original", V::P(original.into_any().unbind()));
-            Ok(Some(obj_to_py(py, event, strings)?))
+            Ok(Some(obj_to_py(py, event, &mut context.strings)?))
         }
         Err(Fallback) => Ok(None),
     }
 }
 
-fn build<'a>(value: json::J<'a>, text: &'a str) -> R<tree::Obj<'a>> {
+fn build<'a>(py: Python<'_>, value: json::J<'a>, text: &'a str, context: &mut Context)
+             -> R<tree::Obj<'a>> {
     let mut base = winlog::base_event(value)?;
     ecs::enrich(&mut base.event, &base.data, &base.provider_name, &base.code)?;
+    let source = context.source(py, &base.computer, &base.channel)?;
+    // `record_identity` / `content_identity` of collectors.windows.winlog
     let id = if base.record_id.is_empty() {
-        content_identity(&base.computer, &base.channel, text)?
+        let digest = hex(&Blake2b128::digest(text.as_bytes()));
+        let mut hasher = Blake2b128::new();
+        hasher.update(source.content_prefix.as_bytes());
+        hasher.update(digest.as_bytes());
+        hex(&hasher.finalize())
     } else {
-        record_identity(&base.computer, &base.channel, &base.record_id, &base.timestamp)?
+        let mut hasher = source.prefix.clone();
+        hasher.update(base.record_id.as_bytes());
+        hasher.update(b"@");
+        // the time cut to milliseconds (the timestamp is ASCII here)
+        hasher.update(&base.timestamp.as_bytes()[..23.min(base.timestamp.len())]);
+        hex(&hasher.finalize())
     };
-    base.event.sub("event").set("id", V::S(std::borrow::Cow::Owned(id)));
+    let fields = base.event.sub("event");
+    fields.set("dataset", V::P(source.dataset.clone_ref(py).into_any()));
+    fields.set("id", V::U(std::borrow::Cow::Owned(id)));
     if !base.data.is_empty() {
         base.event.sub("winlog").set("event_data", V::J(base.data));
     }
@@ -109,7 +165,6 @@ pub struct EvtxRecords {
     chunks: IntoIterChunks<File>,
     settings: Arc<ParserSettings>,
     pending: std::vec::IntoIter<Rendered>,
-    strings: Strings,
     /// Records taken from the parser so far (mapped here or handed back).
     #[pyo3(get)]
     consumed: u64,
@@ -161,11 +216,12 @@ impl EvtxRecords {
         let parser = EvtxParser::from_read_seek(file)
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?
             .with_configuration(settings.clone());
+        // values repeat within a log; each file starts its own
+        with_context(|context| context.strings.forget_values());
         Ok(EvtxRecords {
             chunks: parser.into_chunks(),
             settings: Arc::new(settings),
             pending: Vec::new().into_iter(),
-            strings: Strings::default(),
             consumed: 0,
             failed: false,
             finished: false,
@@ -195,7 +251,7 @@ impl EvtxRecords {
             taken += 1;
             last = Some(record.event_record_id);
             let original = PyString::new(py, &record.data);
-            match map_record(py, &record.data, original, &mut self.strings)? {
+            match with_context(|context| map_record(py, &record.data, original, context))? {
                 Some(event) => events.append(event)?,
                 None => return Ok((taken, last, Some(record.data))),
             }
@@ -209,8 +265,7 @@ impl EvtxRecords {
 /// the reference). For tests of the mapping on records no file holds.
 #[pyfunction]
 fn map_json<'py>(py: Python<'py>, text: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-    let mut strings = Strings::default();
-    map_record(py, text, PyString::new(py, text), &mut strings)
+    with_context(|context| map_record(py, text, PyString::new(py, text), context))
 }
 
 #[pymodule]

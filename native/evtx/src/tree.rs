@@ -20,6 +20,11 @@ pub enum V<'a> {
     J(Members<'a>),
     /// A Python object made once and shared (a cached string).
     P(Py<PyAny>),
+    /// A string that repeats from event to event (channel, computer, provider,
+    /// event code...): one shared string object per value.
+    R(Cow<'a, str>),
+    /// A string unique to its event (ids, times): never looked up in the cache.
+    U(Cow<'a, str>),
 }
 
 /// A small insertion-ordered map with static keys.
@@ -36,15 +41,15 @@ impl<'a> Obj<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&V<'a>> {
-        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.0.iter().find(|(k, _)| same(k, key)).map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut V<'a>> {
-        self.0.iter_mut().find(|(k, _)| *k == key).map(|(_, v)| v)
+        self.0.iter_mut().find(|(k, _)| same(k, key)).map(|(_, v)| v)
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.0.iter().any(|(k, _)| *k == key)
+        self.0.iter().any(|(k, _)| same(k, key))
     }
 
     /// `node[key] = value`
@@ -57,7 +62,7 @@ impl<'a> Obj<'a> {
 
     /// `_sub(node, key)`: the child object, made when missing.
     pub fn sub(&mut self, key: &'static str) -> &mut Obj<'a> {
-        let index = match self.0.iter().position(|(k, _)| *k == key) {
+        let index = match self.0.iter().position(|(k, _)| same(k, key)) {
             Some(i) => i,
             None => {
                 self.0.push((key, V::D(Obj::new())));
@@ -75,6 +80,15 @@ impl<'a> Obj<'a> {
             }
         }
     }
+}
+
+/// Key equality, cheap for the usual cases: the same literal, or a different
+/// first byte.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && (a.as_ptr() == b.as_ptr()
+            || (a.as_bytes().first() == b.as_bytes().first() && a.as_bytes() == b.as_bytes()))
 }
 
 /// FxHash: keys are short and trusted (field names), so a fast hash pays.
@@ -105,6 +119,7 @@ impl Hasher for FxHasher {
 pub struct Strings {
     statics: Vec<Option<StaticSlot>>,
     names: Vec<Option<NameSlot>>,
+    values: Vec<Option<(u64, Py<PyString>)>>,
 }
 
 /// (address, length) of a `&'static str` and its string object
@@ -114,12 +129,17 @@ type NameSlot = (u64, Box<str>, Py<PyString>);
 
 const STATIC_SLOTS: usize = 1024;
 const NAME_SLOTS: usize = 4096;
+const VALUE_SLOTS: usize = 8192;
+/// Strings up to this length are shared between events when they repeat (user
+/// names, images, SIDs, codes...); longer ones are rarely the same twice.
+const SHARED_MAX: usize = 64;
 
 impl Default for Strings {
     fn default() -> Self {
         Strings {
             statics: (0..STATIC_SLOTS).map(|_| None).collect(),
             names: (0..NAME_SLOTS).map(|_| None).collect(),
+            values: (0..VALUE_SLOTS).map(|_| None).collect(),
         }
     }
 }
@@ -140,19 +160,74 @@ impl Strings {
         }
     }
 
+    /// A borrowed reference to the interned string object of a key.
     fn of_name(&mut self, py: Python<'_>, s: &str) -> *mut ffi::PyObject {
-        let mut hasher = FxHasher::default();
-        hasher.write(s.as_bytes());
-        let hash = hasher.finish();
-        let slot = (hash as usize ^ (hash >> 32) as usize) % NAME_SLOTS;
-        match &self.names[slot] {
-            Some((h, name, object)) if *h == hash && **name == *s => object.as_ptr(),
-            _ => {
-                let object = PyString::intern(py, s).unbind();
+        cached(&mut self.names, py, s)
+    }
+
+    /// A new reference to a string object of `s`, shared with earlier events
+    /// when one of them had the same value (strings are immutable).
+    pub fn of_value(&mut self, py: Python<'_>, s: &str) -> PyResult<*mut ffi::PyObject> {
+        let hash = fx_hash(s.as_bytes());
+        let slot = (hash as usize ^ (hash >> 32) as usize) % VALUE_SLOTS;
+        if let Some((h, object)) = &self.values[slot] {
+            if *h == hash && same_text(object.as_ptr(), s) {
                 let raw = object.as_ptr();
-                self.names[slot] = Some((hash, s.into(), object));
-                raw
+                // SAFETY: a new reference to a cached live object
+                unsafe { ffi::Py_INCREF(raw) };
+                return Ok(raw);
             }
+        }
+        let raw = new_str(py, s)?;
+        // SAFETY: raw is a live string; the slot keeps its own reference
+        self.values[slot] = Some((hash, unsafe { Py::from_borrowed_ptr(py, raw) }));
+        Ok(raw)
+    }
+
+    /// Drops the shared values (the names stay).
+    pub fn forget_values(&mut self) {
+        for slot in &mut self.values {
+            *slot = None;
+        }
+    }
+
+    fn value(&mut self, py: Python<'_>, s: &str) -> PyResult<*mut ffi::PyObject> {
+        if s.len() <= SHARED_MAX { self.of_value(py, s) } else { new_str(py, s) }
+    }
+}
+
+fn fx_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(bytes);
+    hasher.finish()
+}
+
+/// Whether the string object holds `s` (its UTF-8 form; for ASCII strings that
+/// is the object's own storage).
+fn same_text(object: *mut ffi::PyObject, s: &str) -> bool {
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: object is a live str; the pointer stays valid while it lives
+    let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(object, &mut size) };
+    if data.is_null() {
+        // SAFETY: the GIL is held; a failed conversion only means "not equal"
+        unsafe { ffi::PyErr_Clear() };
+        return false;
+    }
+    size as usize == s.len()
+        // SAFETY: data points at size bytes
+        && unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) } == s.as_bytes()
+}
+
+fn cached(slots: &mut [Option<NameSlot>], py: Python<'_>, s: &str) -> *mut ffi::PyObject {
+    let hash = fx_hash(s.as_bytes());
+    let slot = (hash as usize ^ (hash >> 32) as usize) % slots.len();
+    match &slots[slot] {
+        Some((h, name, object)) if *h == hash && **name == *s => object.as_ptr(),
+        _ => {
+            let object = PyString::intern(py, s).unbind();
+            let raw = object.as_ptr();
+            slots[slot] = Some((hash, s.into(), object));
+            raw
         }
     }
 }
@@ -235,12 +310,23 @@ fn obj_raw(py: Python<'_>, obj: Obj<'_>, strings: &mut Strings) -> PyResult<*mut
             return Err(error);
         }
     }
+    untrack(dict);
     Ok(dict)
+}
+
+/// Takes a finished dict out of the cyclic collector's lists. An event is a tree
+/// of fresh dicts, lists and strings: it cannot hold a cycle, yet, tracked, every
+/// collection between batches would walk every event still held. (A dict that
+/// later gets a container inserted is tracked again by CPython itself.)
+fn untrack(dict: *mut ffi::PyObject) {
+    // SAFETY: a live dict; untracking an untracked object is a no-op
+    unsafe { ffi::PyObject_GC_UnTrack(dict.cast()) };
 }
 
 fn v_raw(py: Python<'_>, value: V<'_>, strings: &mut Strings) -> PyResult<*mut ffi::PyObject> {
     match value {
-        V::S(s) => new_str(py, &s),
+        V::S(s) => strings.value(py, &s),
+        V::U(s) => new_str(py, &s),
         V::K(s) => {
             let object = strings.of_static(py, s);
             // SAFETY: a new reference to a cached live object
@@ -264,6 +350,7 @@ fn v_raw(py: Python<'_>, value: V<'_>, strings: &mut Strings) -> PyResult<*mut f
         V::D(obj) => obj_raw(py, obj, strings),
         V::J(members) => members_raw(py, members, strings),
         V::P(object) => Ok(object.into_ptr()),
+        V::R(s) => strings.of_value(py, &s),
     }
 }
 
@@ -279,13 +366,14 @@ fn members_raw(py: Python<'_>, members: Members<'_>, strings: &mut Strings)
             return Err(error);
         }
     }
+    untrack(dict);
     Ok(dict)
 }
 
 /// Data values are strings and lists of strings by the time they get here.
 fn json_raw(py: Python<'_>, value: J<'_>, strings: &mut Strings) -> PyResult<*mut ffi::PyObject> {
     Ok(match value {
-        J::Str(s) => return new_str(py, &s),
+        J::Str(s) => return strings.value(py, &s),
         J::Arr(items) => {
             let mut made = Vec::with_capacity(items.len());
             for item in items {

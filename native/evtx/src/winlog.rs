@@ -14,12 +14,12 @@ pub const MODULE: &str = "windows";
 pub struct Base<'a> {
     pub event: Obj<'a>,
     pub data: Members<'a>,
-    pub code: String,
-    pub provider_name: String,
-    pub computer: String,
-    pub channel: String,
-    pub record_id: String,
-    pub timestamp: String,
+    pub code: Cow<'a, str>,
+    pub provider_name: Cow<'a, str>,
+    pub computer: Cow<'a, str>,
+    pub channel: Cow<'a, str>,
+    pub record_id: Cow<'a, str>,
+    pub timestamp: Cow<'a, str>,
 }
 
 fn is_int(v: &J<'_>) -> bool {
@@ -234,20 +234,14 @@ const KEYWORD_BITS: [(i128, &str); 8] = [
     (0x01000000000000, "Response Time"),
 ];
 
-/// `keyword_names`
-pub fn keyword_names(mask: &str) -> R<Vec<String>> {
+/// `keyword_names` without the mask itself (which follows the names).
+pub fn keyword_bits(mask: &str) -> R<Vec<&'static str>> {
     // int(mask, 16) behind a 0x prefix, int(mask) otherwise: py_int's own rule
-    let Some(value) = py_int(mask)? else { return Ok(vec![mask.to_owned()]) };
+    let Some(value) = py_int(mask)? else { return Ok(Vec::new()) };
     if value == i128::MAX {
         return Err(Fallback);
     }
-    let mut names: Vec<String> = KEYWORD_BITS
-        .iter()
-        .filter(|(bit, _)| value & bit != 0)
-        .map(|(_, name)| (*name).to_owned())
-        .collect();
-    names.push(mask.to_owned());
-    Ok(names)
+    Ok(KEYWORD_BITS.iter().filter(|(bit, _)| value & bit != 0).map(|(_, name)| *name).collect())
 }
 
 /// `dataset_for_channel`
@@ -342,14 +336,14 @@ pub fn base_event(record: J<'_>) -> R<Base<'_>> {
     };
 
     let mut winlog = Obj::new();
-    winlog.set("channel", V::S(channel.clone()));
-    winlog.set("provider_name", V::S(provider_name.clone()));
-    winlog.set("event_id", V::S(code.clone()));
-    winlog.set("record_id", V::S(record_id.clone()));
-    winlog.set("computer_name", V::S(computer.clone()));
+    winlog.set("channel", V::R(channel.clone()));
+    winlog.set("provider_name", V::R(provider_name.clone()));
+    winlog.set("event_id", V::R(code.clone()));
+    winlog.set("record_id", V::U(record_id.clone()));
+    winlog.set("computer_name", V::R(computer.clone()));
     if let Some(guid) = provider.and_then(|p| get_member(p, "Guid")) {
         if truthy(guid)? {
-            winlog.set("provider_guid", V::S(attr_text(guid)?));
+            winlog.set("provider_guid", V::R(attr_text(guid)?));
         }
     }
     if let Some(q) = qualifiers {
@@ -366,18 +360,19 @@ pub fn base_event(record: J<'_>) -> R<Base<'_>> {
     }
     if let Some(task) = get("Task") {
         if !task.is_null() {
-            winlog.set("task", V::S(str_of(task)?));
+            winlog.set("task", V::R(str_of(task)?));
         }
     }
     if let Some(opcode) = get("Opcode") {
         if !opcode.is_null() {
-            winlog.set("opcode", V::S(str_of(opcode)?));
+            winlog.set("opcode", V::R(str_of(opcode)?));
         }
     }
     if let Some(J::Str(keywords)) = get("Keywords") {
         if !keywords.is_empty() {
-            let names = keyword_names(keywords)?;
-            winlog.set("keywords", V::L(names.into_iter().map(|n| V::S(Cow::Owned(n))).collect()));
+            let mut names: Vec<V> = keyword_bits(keywords)?.into_iter().map(V::K).collect();
+            names.push(V::R(keywords.clone()));
+            winlog.set("keywords", V::L(names));
         }
     }
     if let Some(correlation) = get("Correlation") {
@@ -418,7 +413,7 @@ pub fn base_event(record: J<'_>) -> R<Base<'_>> {
             if let Some(sid) = attributes(Some(security)).and_then(|a| get_member(a, "UserID")) {
                 if truthy(sid)? {
                     let mut user = Obj::new();
-                    user.set("identifier", V::S(attr_text(sid)?));
+                    user.set("identifier", V::R(attr_text(sid)?));
                     winlog.set("user", V::D(user));
                 }
             }
@@ -466,18 +461,19 @@ pub fn base_event(record: J<'_>) -> R<Base<'_>> {
     let mut event_fields = Obj::new();
     event_fields.set("kind", V::K("event"));
     event_fields.set("module", V::K(MODULE));
-    event_fields.set("dataset", V::S(Cow::Owned(dataset_for_channel(&channel)?)));
-    event_fields.set("code", V::S(code.clone()));
-    event_fields.set("provider", V::S(provider_name.clone()));
+    // filled in by the caller, from its cache per channel
+    event_fields.set("dataset", V::K(""));
+    event_fields.set("code", V::R(code.clone()));
+    event_fields.set("provider", V::R(provider_name.clone()));
     // their places; the caller fills them in
     event_fields.set("id", V::K(""));
     event_fields.set("original", V::K(""));
-    event.set("@timestamp", V::S(timestamp.clone()));
+    event.set("@timestamp", V::U(timestamp.clone()));
     event.set("event", V::D(event_fields));
     event.set("winlog", V::D(winlog));
     if !computer.is_empty() {
         let mut host = Obj::new();
-        host.set("name", V::S(computer.clone()));
+        host.set("name", V::R(computer.clone()));
         event.set("host", V::D(host));
     }
     if let Some(level) = level {
@@ -488,16 +484,7 @@ pub fn base_event(record: J<'_>) -> R<Base<'_>> {
     if let Some(J::Obj(rendering)) = get_member(&root, "RenderingInfo") {
         apply_rendering(&mut event, rendering)?;
     }
-    Ok(Base {
-        event,
-        data,
-        code: code.into_owned(),
-        provider_name: provider_name.into_owned(),
-        computer: computer.into_owned(),
-        channel: channel.into_owned(),
-        record_id: record_id.into_owned(),
-        timestamp: timestamp.into_owned(),
-    })
+    Ok(Base { event, data, code, provider_name, computer, channel, record_id, timestamp })
 }
 
 fn get_member<'m, 'a>(members: &'m Members<'a>, key: &str) -> Option<&'m J<'a>> {
