@@ -159,8 +159,12 @@ class _FileReader:
             self._reject(f"cannot open EVTX file: {exc.strerror or exc}", "file", b"")
             yield self._take()
             return
+        # the compiled reader opens the file as the package does: where it cannot,
+        # the package's own error and recovery follow
+        native = _native_records(self.path)
         try:
-            parser = evtx.PyEvtxParser(self.path, number_of_threads=self.threads)
+            parser = None if native is not None else \
+                evtx.PyEvtxParser(self.path, number_of_threads=self.threads)
         except (RuntimeError, OSError, ValueError) as exc:
             try:
                 with open(self.path, "rb") as handle:
@@ -168,9 +172,8 @@ class _FileReader:
             except OSError as error:
                 self._reject(f"cannot read EVTX file: {error.strerror or error}", "file", b"")
         else:
-            native = _native_records(self.path)
-            if native is not None:
-                yield from self._read_native(native, parser)
+            if parser is None:
+                yield from self._read_native(native)
             else:
                 yield from self._read_records(parser.records_json(), locate=True)
             # the file is opened again only when its length shows a partial chunk
@@ -183,7 +186,7 @@ class _FileReader:
         if len(self.batch) or self.stats.records == 0:
             yield self._take()
 
-    def _read_native(self, native: Any, parser: Any) -> Iterator[Batch]:
+    def _read_native(self, native: Any) -> Iterator[Batch]:
         """Read with the compiled module: the same runs, batches and events as
         :meth:`_read_until_error`; a record it hands back is mapped here, and after a
         parser error the package's own iterator goes on past the records read."""
@@ -198,9 +201,15 @@ class _FileReader:
             if not taken:
                 break
         if native.failed:
-            records = parser.records_json()
-            for _ in range(native.consumed):
-                next(records)
+            try:
+                records = evtx.PyEvtxParser(self.path,
+                                            number_of_threads=self.threads).records_json()
+                for _ in range(native.consumed):
+                    next(records)
+            except (RuntimeError, OSError, ValueError, StopIteration) as exc:
+                # the file changed under the reader (replaced, cut) since it opened
+                self._reject(f"cannot read EVTX file: {exc}", "file", b"")
+                return
             yield from self._read_records(records, locate=True)
 
     def _read_records(self, records: Iterator[Any], locate: bool) -> Iterator[Batch]:

@@ -90,6 +90,7 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    #[inline]
     fn skip_space(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
             self.at += 1;
@@ -260,6 +261,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A string at `"`; borrowed from the text unless it holds escapes.
+    #[inline]
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.at += 1;
         let start = self.at;
@@ -345,10 +347,12 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the first `"`, `\\` or control character at or after `from`
 /// (the length when there is none), eight bytes at a time.
+#[inline]
 fn special(bytes: &[u8], from: usize) -> usize {
     let mut at = from;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+    while at + 8 <= bytes.len() {
+        // SAFETY: at + 8 <= len: eight readable bytes
+        let word = u64::from_le(unsafe { bytes.as_ptr().add(at).cast::<u64>().read_unaligned() });
         let quote = word ^ (ONES * b'"' as u64);
         let slash = word ^ (ONES * b'\\' as u64);
         // a byte is flagged when it is zero (below 0x20 for the last term); only

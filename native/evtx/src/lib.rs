@@ -250,7 +250,10 @@ impl EvtxRecords {
             self.consumed += 1;
             taken += 1;
             last = Some(record.event_record_id);
-            let original = PyString::new(py, &record.data);
+            // SAFETY: an owned reference to a new str
+            let original = unsafe {
+                Bound::from_owned_ptr(py, tree::new_str(py, &record.data)?).cast_into_unchecked()
+            };
             match with_context(|context| map_record(py, &record.data, original, context))? {
                 Some(event) => events.append(event)?,
                 None => return Ok((taken, last, Some(record.data))),

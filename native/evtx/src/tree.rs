@@ -260,7 +260,18 @@ fn put(py: Python<'_>, dict: *mut ffi::PyObject, key: *mut ffi::PyObject,
     if status < 0 { Err(PyErr::fetch(py)) } else { Ok(()) }
 }
 
-fn new_str(py: Python<'_>, s: &str) -> PyResult<*mut ffi::PyObject> {
+pub fn new_str(py: Python<'_>, s: &str) -> PyResult<*mut ffi::PyObject> {
+    if s.len() > 1 && s.is_ascii() {
+        // an ASCII string is its bytes: no decoding pass
+        // SAFETY: PyUnicode_New(n, 127) makes a compact ASCII string with room for
+        // n bytes (and its terminating NUL, already written)
+        unsafe {
+            let object = check(py, ffi::PyUnicode_New(s.len() as ffi::Py_ssize_t, 127))?;
+            std::ptr::copy_nonoverlapping(s.as_ptr(), ffi::PyUnicode_DATA(object).cast::<u8>(),
+                                          s.len());
+            return Ok(object);
+        }
+    }
     // SAFETY: the GIL is held; pointer and length describe valid UTF-8.
     check(py, unsafe {
         ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as ffi::Py_ssize_t)
