@@ -381,3 +381,27 @@ def test_mutated_records_map_alike():
             mutate(record)
         mapped += _assert_maps_alike(record)
     assert mapped > 300
+
+
+@pytest.mark.corpus
+def test_a_file_replaced_before_the_hand_over_is_a_dead_letter_not_a_crash(
+        corpus_files, tmp_path, monkeypatch):
+    """The package reopens the file at the hand-over; if it is gone or garbage by
+    then, the rest of the file is one dead letter and what was read stays."""
+    source = _largest(corpus_files)
+    raw = bytearray(source.read_bytes())
+    damaged_at = HEADER_BLOCK + CHUNK_SIZE
+    raw[damaged_at + 600: damaged_at + 3600] = b"\xa5" * 3000
+    path = tmp_path / "moving.evtx"
+    path.write_bytes(bytes(raw))
+    first_chunk = struct.unpack_from("<QQ", raw, HEADER_BLOCK + 8)
+    batches = read_evtx(path, batch_size=1)
+    first = next(batches)
+    assert len(first.events) == 1
+    path.unlink()
+    path.write_bytes(b"not an evtx file" * 10)
+    rest = list(batches)
+    events = 1 + sum(len(batch.events) for batch in rest)
+    letters = [letter for batch in rest for letter in batch.rejected]
+    assert events >= first_chunk[1] - first_chunk[0] + 1
+    assert any(letter.reason.startswith("cannot read EVTX file") for letter in letters)
