@@ -120,6 +120,8 @@ pub struct Strings {
     statics: Vec<Option<StaticSlot>>,
     names: Vec<Option<NameSlot>>,
     values: Vec<Option<(u64, Py<PyString>)>>,
+    /// the value slots in use, so forgetting them does not walk the table
+    filled: Vec<usize>,
 }
 
 /// (address, length) of a `&'static str` and its string object
@@ -140,6 +142,7 @@ impl Default for Strings {
             statics: (0..STATIC_SLOTS).map(|_| None).collect(),
             names: (0..NAME_SLOTS).map(|_| None).collect(),
             values: (0..VALUE_SLOTS).map(|_| None).collect(),
+            filled: Vec::new(),
         }
     }
 }
@@ -179,6 +182,9 @@ impl Strings {
             }
         }
         let raw = new_str(py, s)?;
+        if self.values[slot].is_none() {
+            self.filled.push(slot);
+        }
         // SAFETY: raw is a live string; the slot keeps its own reference
         self.values[slot] = Some((hash, unsafe { Py::from_borrowed_ptr(py, raw) }));
         Ok(raw)
@@ -186,8 +192,8 @@ impl Strings {
 
     /// Drops the shared values (the names stay).
     pub fn forget_values(&mut self) {
-        for slot in &mut self.values {
-            *slot = None;
+        for slot in self.filled.drain(..) {
+            self.values[slot] = None;
         }
     }
 
